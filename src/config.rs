@@ -1,0 +1,256 @@
+//! Configuration: a TOML file plus `SWITCHBOARD_*` environment overrides.
+//!
+//! Every key has a default, so `switchboard serve` runs with no file at all
+//! (development mode, in-memory broker, `127.0.0.1:8080`). Nested keys are
+//! overridden from the environment with `__` between levels, e.g.
+//! `SWITCHBOARD_LIMITS__MAX_MESSAGE_SIZE=131072` or
+//! `SWITCHBOARD_HISTORY__TTL=30m`. Durations are written like `10s`, `5m`,
+//! `250ms`. Unknown keys are an error, so a typo never silently falls back to
+//! a default.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Largest frame the protocol allows at all; `limits.max_message_size` may
+/// not exceed it.
+pub const MAX_MESSAGE_SIZE_CEILING: usize = 16 * 1024 * 1024;
+
+/// The whole server configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Development mode: allows anonymous logins by name (no token). Default
+    /// `true`, so a fresh checkout runs with no setup; set `false` in
+    /// production and configure `auth.jwt_secret`.
+    pub development: bool,
+    /// Authentication settings.
+    pub auth: AuthConfig,
+    /// Per-connection limits and timeouts.
+    pub limits: LimitsConfig,
+    /// Room history and idempotency settings.
+    pub history: HistoryConfig,
+    /// Logging settings.
+    pub log: LogConfig,
+    /// How long a graceful shutdown waits for connections to close before
+    /// exiting anyway. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            development: true,
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            history: HistoryConfig::default(),
+            log: LogConfig::default(),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Authentication settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Secret for HS256-signed JWTs. Required outside development mode.
+    /// Default: none (only anonymous development logins work).
+    pub jwt_secret: Option<String>,
+    /// Clock skew allowed when checking `exp` and `nbf`. Default `0s`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+}
+
+/// Per-connection limits and timeouts.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest frame (WebSocket message) accepted from a client, in bytes; a
+    /// larger one closes the connection with 1009. Default `65536`.
+    pub max_message_size: usize,
+    /// Rooms one connection may have joined at once. Default `100`.
+    pub max_rooms_per_connection: usize,
+    /// Frames that may wait in one connection's outbound queue. A connection
+    /// whose queue overflows is closed with 4000 (slow consumer); nobody else
+    /// waits for it. Default `1024`.
+    pub outbound_queue: usize,
+    /// Most frames the writer hands to the socket per flush. Default `64`.
+    pub write_batch: usize,
+    /// Time allowed between the upgrade and the `connect` command; closes
+    /// with 4001 when exceeded. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How often the server sends a WebSocket Ping. Default `25s`.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// A connection from which nothing (not even a Pong) arrives for this long
+    /// is closed with 4002. Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// After sending a Close frame, how long to wait for the peer's Close
+    /// before dropping the TCP connection. Default `2s`.
+    #[serde(with = "humantime_serde")]
+    pub close_timeout: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_message_size: 64 * 1024,
+            max_rooms_per_connection: 100,
+            outbound_queue: 1024,
+            write_batch: 64,
+            connect_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(25),
+            idle_timeout: Duration::from_secs(60),
+            close_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Room history and idempotency settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Messages kept per room; older ones are dropped. Default `1000`.
+    pub max_messages: usize,
+    /// Age after which a message leaves the history. Default `10m`.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Page size of a history read that asks for 0. Default `100`.
+    pub default_page: u32,
+    /// Largest page a history read returns. Default `1000`.
+    pub max_page: u32,
+    /// How long a publish's idempotency key is remembered. Default `5m`.
+    #[serde(with = "humantime_serde")]
+    pub idempotency_ttl: Duration,
+    /// Idempotency keys remembered per room; the oldest is forgotten first.
+    /// Default `10000`.
+    pub idempotency_max_keys: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            max_messages: 1000,
+            ttl: Duration::from_secs(600),
+            default_page: 100,
+            max_page: 1000,
+            idempotency_ttl: Duration::from_secs(300),
+            idempotency_max_keys: 10_000,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `human` or `json`. Default `human`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `switchboard=debug`; `RUST_LOG`
+    /// takes precedence when set. Default `info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an environment variable could not be parsed.
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    /// The values parsed but are inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then `SWITCHBOARD_*` variables
+    /// from the process environment, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        // `SWITCHBOARD_CONFIG` names the file itself and is not a key.
+        let env = Env::prefixed("SWITCHBOARD_")
+            .split("__")
+            .filter(|key| key.as_str() != "config");
+        let config: Config = figment.merge(env).extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the cross-field rules that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
+        if !self.development && self.auth.jwt_secret.as_deref().unwrap_or("").is_empty() {
+            return invalid("auth.jwt_secret is required when development = false");
+        }
+        let limits = &self.limits;
+        if limits.max_message_size < 256 || limits.max_message_size > MAX_MESSAGE_SIZE_CEILING {
+            return invalid("limits.max_message_size must be between 256 and 16777216");
+        }
+        if limits.outbound_queue < 4 {
+            return invalid("limits.outbound_queue must be at least 4");
+        }
+        if limits.write_batch == 0 {
+            return invalid("limits.write_batch must be at least 1");
+        }
+        if limits.max_rooms_per_connection == 0 {
+            return invalid("limits.max_rooms_per_connection must be at least 1");
+        }
+        for (name, value) in [
+            ("limits.connect_timeout", limits.connect_timeout),
+            ("limits.ping_interval", limits.ping_interval),
+            ("limits.idle_timeout", limits.idle_timeout),
+            ("history.ttl", self.history.ttl),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Invalid(format!("{name} must be positive")));
+            }
+        }
+        if self.history.max_messages == 0 {
+            return invalid("history.max_messages must be at least 1");
+        }
+        if self.history.default_page == 0 || self.history.max_page < self.history.default_page {
+            return invalid("history.default_page must be at least 1 and at most history.max_page");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,379 @@
+//! The dispatcher: one connection's protocol state and its command handlers.
+//!
+//! A `Session` turns each decoded `ClientFrame` into broker and presence calls
+//! and queues exactly one reply (or error) for it. It does no socket I/O:
+//! everything it sends goes through the connection's outbound queue, which
+//! keeps replies ordered after the pushes they cause.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::auth::{Identity, MAX_USER_LEN};
+use crate::broker::{BrokerError, HistoryQuery, Publication};
+use crate::codec::encode_server;
+use crate::hub::Subscriber;
+use crate::ids;
+use crate::outbound::ConnHandle;
+use crate::proto::client_frame::Command;
+use crate::proto::server_frame::Kind;
+use crate::proto::{
+    ClientFrame, CloseCode, ConnectReply, ConnectRequest, DirectMessage, DirectReply,
+    DirectRequest, Error, ErrorCode, HistoryReply, HistoryRequest, JoinRequest, LeaveReply,
+    LeaveRequest, Member, MemberJoined, MemberLeft, PingReply, PresenceReply, PresenceRequest,
+    PublishReply, PublishRequest, ServerFrame,
+};
+use crate::server::Shared;
+
+/// Longest room name, in bytes.
+pub const MAX_ROOM_LEN: usize = 255;
+
+/// What the connection should do after a command.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Keep reading.
+    Continue,
+    /// A close was queued; stop reading commands.
+    Close,
+}
+
+/// One connection's protocol state.
+pub(crate) struct Session {
+    /// Server-wide state: config, broker, presence, hub, auth.
+    shared: Arc<Shared>,
+    /// This connection's outbound queue.
+    conn: ConnHandle,
+    /// Public id of this connection (`Member.client`).
+    client: String,
+    /// Set by a successful `connect`.
+    identity: Option<Identity>,
+    /// Rooms joined, to enforce the per-connection limit and to leave them
+    /// all on disconnect.
+    rooms: HashSet<Arc<str>>,
+}
+
+impl Session {
+    /// A session for a freshly upgraded connection.
+    pub(crate) fn new(shared: Arc<Shared>, conn: ConnHandle) -> Self {
+        Self {
+            shared,
+            conn,
+            client: ids::random_hex(8),
+            identity: None,
+            rooms: HashSet::new(),
+        }
+    }
+
+    /// The authenticated identity, once connected.
+    pub(crate) fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+
+    /// Handles one command and queues its reply.
+    pub(crate) async fn handle(&mut self, frame: ClientFrame) -> Flow {
+        let id = frame.id;
+        let Some(command) = frame.command else {
+            if id != 0 {
+                self.error(
+                    id,
+                    ErrorCode::UnknownCommand,
+                    "the frame carries no command this server knows",
+                );
+            }
+            return Flow::Continue;
+        };
+        if id == 0 {
+            self.error(0, ErrorCode::BadRequest, "request id must be non-zero");
+            return Flow::Continue;
+        }
+        if self.identity.is_none() {
+            return match command {
+                Command::Connect(request) => self.connect(id, request),
+                _ => {
+                    self.error(id, ErrorCode::NotConnected, "send connect first");
+                    Flow::Continue
+                }
+            };
+        }
+        match command {
+            Command::Connect(_) => self.error(id, ErrorCode::AlreadyConnected, "already connected"),
+            Command::Join(request) => self.join(id, request).await,
+            Command::Leave(request) => self.leave(id, request).await,
+            Command::Publish(request) => self.publish(id, request).await,
+            Command::Direct(request) => self.direct(id, request).await,
+            Command::History(request) => self.history(id, request).await,
+            Command::Presence(request) => self.presence(id, request).await,
+            Command::Ping(_) => self.reply(
+                id,
+                Kind::Ping(PingReply {
+                    timestamp_ms: ids::now_ms(),
+                }),
+            ),
+        }
+        Flow::Continue
+    }
+
+    /// Answers a frame that could not be decoded at all.
+    pub(crate) fn malformed(&self, detail: &str) {
+        self.error(
+            0,
+            ErrorCode::BadRequest,
+            &format!("could not decode frame: {detail}"),
+        );
+    }
+
+    fn connect(&mut self, id: u32, request: ConnectRequest) -> Flow {
+        let identity = match self.shared.auth.authenticate(&request.token, &request.name) {
+            Ok(identity) => identity,
+            Err(e) => {
+                tracing::debug!(error = %e, "connect refused");
+                self.error(id, e.code(), &e.to_string());
+                self.conn
+                    .close_after_queued(CloseCode::PolicyViolation, "authentication failed");
+                return Flow::Close;
+            }
+        };
+        let limits = &self.shared.config.limits;
+        self.shared.hub.add_user(&identity.user, self.conn.clone());
+        self.reply(
+            id,
+            Kind::Connect(ConnectReply {
+                client: self.client.clone(),
+                user: identity.user.clone(),
+                ping_interval_ms: limits.ping_interval.as_millis().min(u32::MAX as u128) as u32,
+                max_message_size: limits.max_message_size as u32,
+                expires_at_ms: identity
+                    .expires_at
+                    .map_or(0, |secs| (secs as i64).saturating_mul(1000)),
+            }),
+        );
+        self.identity = Some(identity);
+        Flow::Continue
+    }
+
+    async fn join(&mut self, id: u32, request: JoinRequest) {
+        if let Err(message) = validate_room(&request.room) {
+            return self.error(id, ErrorCode::InvalidRoom, message);
+        }
+        if self.rooms.contains(request.room.as_str()) {
+            return self.error(id, ErrorCode::AlreadyJoined, "already joined this room");
+        }
+        if self.rooms.len() >= self.shared.config.limits.max_rooms_per_connection {
+            return self.error(
+                id,
+                ErrorCode::LimitExceeded,
+                "too many rooms joined on this connection",
+            );
+        }
+        let subscriber = Subscriber {
+            conn: self.conn.clone(),
+            presence_events: request.presence_events,
+        };
+        let joined = self
+            .shared
+            .broker
+            .join(&request.room, subscriber, request.since, id)
+            .await;
+        if let Err(e) = joined {
+            return self.broker_error(id, e);
+        }
+        let room: Arc<str> = Arc::from(request.room);
+        self.rooms.insert(room.clone());
+        let member = self.member();
+        if let Err(e) = self.shared.presence.add(&room, member.clone()).await {
+            tracing::warn!(error = %e, "presence add failed");
+        }
+        let event = encode_server(&ServerFrame {
+            id: 0,
+            kind: Some(Kind::MemberJoined(MemberJoined {
+                room: room.to_string(),
+                member: Some(member),
+            })),
+        });
+        if let Err(e) = self
+            .shared
+            .broker
+            .broadcast_presence(&room, event, self.conn.id())
+            .await
+        {
+            tracing::warn!(error = %e, "presence event failed");
+        }
+    }
+
+    async fn leave(&mut self, id: u32, request: LeaveRequest) {
+        if !self.rooms.contains(request.room.as_str()) {
+            return self.error(id, ErrorCode::NotJoined, "not joined to this room");
+        }
+        self.leave_room(&request.room).await;
+        self.reply(id, Kind::Leave(LeaveReply {}));
+    }
+
+    async fn publish(&mut self, id: u32, request: PublishRequest) {
+        if let Err(message) = validate_room(&request.room) {
+            return self.error(id, ErrorCode::InvalidRoom, message);
+        }
+        if !self.rooms.contains(request.room.as_str()) {
+            return self.error(
+                id,
+                ErrorCode::NotJoined,
+                "join the room before publishing to it",
+            );
+        }
+        let publication = Publication {
+            sender: self.user().to_owned(),
+            payload: request.payload.unwrap_or_default(),
+            idempotency_key: request.idempotency_key,
+        };
+        match self.shared.broker.publish(&request.room, publication).await {
+            Ok(result) => self.reply(
+                id,
+                Kind::Publish(PublishReply {
+                    offset: result.offset,
+                    epoch: result.epoch,
+                    id: result.id,
+                    timestamp_ms: result.timestamp_ms,
+                    duplicate: result.duplicate,
+                }),
+            ),
+            Err(e) => self.broker_error(id, e),
+        }
+    }
+
+    async fn direct(&mut self, id: u32, request: DirectRequest) {
+        if request.user.is_empty() || request.user.len() > MAX_USER_LEN {
+            return self.error(id, ErrorCode::BadRequest, "user must be 1 to 255 bytes");
+        }
+        let message_id = ids::message_id();
+        let frame = encode_server(&ServerFrame {
+            id: 0,
+            kind: Some(Kind::DirectMessage(DirectMessage {
+                id: message_id,
+                sender: self.user().to_owned(),
+                timestamp_ms: ids::now_ms(),
+                payload: Some(request.payload.unwrap_or_default()),
+            })),
+        });
+        match self.shared.broker.send_to_user(&request.user, frame).await {
+            Ok(()) => self.reply(id, Kind::Direct(DirectReply { id: message_id })),
+            Err(e) => self.broker_error(id, e),
+        }
+    }
+
+    async fn history(&mut self, id: u32, request: HistoryRequest) {
+        if let Err(message) = validate_room(&request.room) {
+            return self.error(id, ErrorCode::InvalidRoom, message);
+        }
+        let config = &self.shared.config.history;
+        let limit = match request.limit {
+            0 => config.default_page,
+            n => n.min(config.max_page),
+        };
+        let query = HistoryQuery {
+            limit: limit as usize,
+            before: request.before,
+            after: request.after,
+        };
+        match self.shared.broker.history(&request.room, query).await {
+            Ok(page) => self.reply(
+                id,
+                Kind::History(HistoryReply {
+                    messages: page.messages,
+                    position: Some(page.position),
+                    has_more: page.has_more,
+                }),
+            ),
+            Err(e) => self.broker_error(id, e),
+        }
+    }
+
+    async fn presence(&mut self, id: u32, request: PresenceRequest) {
+        if let Err(message) = validate_room(&request.room) {
+            return self.error(id, ErrorCode::InvalidRoom, message);
+        }
+        match self.shared.presence.list(&request.room).await {
+            Ok(members) => self.reply(id, Kind::Presence(PresenceReply { members })),
+            Err(e) => self.broker_error(id, e),
+        }
+    }
+
+    /// Leaves every room and unregisters the user; called once when the
+    /// connection ends, however it ends.
+    pub(crate) async fn close(&mut self) {
+        let rooms: Vec<Arc<str>> = self.rooms.iter().cloned().collect();
+        for room in rooms {
+            self.leave_room(&room).await;
+        }
+        if let Some(identity) = &self.identity {
+            self.shared.hub.remove_user(&identity.user, self.conn.id());
+        }
+    }
+
+    async fn leave_room(&mut self, room: &str) {
+        self.rooms.remove(room);
+        if let Err(e) = self.shared.broker.leave(room, self.conn.id()).await {
+            tracing::warn!(error = %e, "broker leave failed");
+        }
+        if let Err(e) = self.shared.presence.remove(room, &self.client).await {
+            tracing::warn!(error = %e, "presence remove failed");
+        }
+        let event = encode_server(&ServerFrame {
+            id: 0,
+            kind: Some(Kind::MemberLeft(MemberLeft {
+                room: room.to_owned(),
+                member: Some(self.member()),
+            })),
+        });
+        if let Err(e) = self
+            .shared
+            .broker
+            .broadcast_presence(room, event, self.conn.id())
+            .await
+        {
+            tracing::warn!(error = %e, "presence event failed");
+        }
+    }
+
+    fn user(&self) -> &str {
+        self.identity.as_ref().map_or("", |i| i.user.as_str())
+    }
+
+    fn member(&self) -> Member {
+        Member {
+            user: self.user().to_owned(),
+            client: self.client.clone(),
+        }
+    }
+
+    fn reply(&self, id: u32, kind: Kind) {
+        self.conn.push(encode_server(&ServerFrame {
+            id,
+            kind: Some(kind),
+        }));
+    }
+
+    fn error(&self, id: u32, code: ErrorCode, message: &str) {
+        self.reply(id, Kind::Error(Error::from_code(code, message)));
+    }
+
+    fn broker_error(&self, id: u32, error: BrokerError) {
+        let code = match error {
+            BrokerError::Unavailable(_) => ErrorCode::Unavailable,
+            BrokerError::Internal(_) => ErrorCode::Internal,
+        };
+        tracing::warn!(error = %error, "broker call failed");
+        self.error(id, code, &error.to_string());
+    }
+}
+
+/// Checks a room name: 1 to 255 bytes, no control characters.
+pub fn validate_room(room: &str) -> Result<(), &'static str> {
+    if room.is_empty() {
+        return Err("room name is empty");
+    }
+    if room.len() > MAX_ROOM_LEN {
+        return Err("room name is longer than 255 bytes");
+    }
+    if room.chars().any(char::is_control) {
+        return Err("room name contains control characters");
+    }
+    Ok(())
+}
