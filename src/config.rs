@@ -210,7 +210,7 @@ impl Config {
         // `SWITCHBOARD_CONFIG` names the file itself and is not a key.
         let env = Env::prefixed("SWITCHBOARD_")
             .split("__")
-            .filter(|key| key.as_str() != "config");
+            .filter(|key| !key.as_str().eq_ignore_ascii_case("config"));
         let config: Config = figment.merge(env).extract().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
@@ -252,5 +252,52 @@ impl Config {
             return invalid("history.default_page must be at least 1 and at most history.max_page");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+// `figment::Jail` closures return figment's (large) error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn example_file_matches_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("switchboard.example.toml");
+        let parsed: Config = Figment::from(Toml::file(path)).extract().unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn file_then_environment() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "sb.toml",
+                "development = false\n[auth]\njwt_secret = \"x\"\n[limits]\nidle_timeout = \"90s\"\nmax_message_size = 2048\n",
+            )?;
+            jail.set_env("SWITCHBOARD_LIMITS__MAX_MESSAGE_SIZE", "4096");
+            jail.set_env("SWITCHBOARD_HISTORY__TTL", "30m");
+            jail.set_env("SWITCHBOARD_CONFIG", "sb.toml");
+            let config = Config::load(Some(Path::new("sb.toml"))).map_err(|e| e.to_string())?;
+            assert!(!config.development);
+            assert_eq!(config.limits.idle_timeout, Duration::from_secs(90));
+            assert_eq!(config.limits.max_message_size, 4096);
+            assert_eq!(config.history.ttl, Duration::from_secs(1800));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_inconsistent_values() {
+        Jail::expect_with(|jail| {
+            jail.create_file("typo.toml", "[limits]\nmax_mesage_size = 1\n")?;
+            assert!(Config::load(Some(Path::new("typo.toml"))).is_err());
+            jail.create_file("prod.toml", "development = false\n")?;
+            let err = Config::load(Some(Path::new("prod.toml"))).unwrap_err();
+            assert!(err.to_string().contains("jwt_secret"), "{err}");
+            assert!(Config::load(Some(Path::new("missing.toml"))).is_err());
+            Ok(())
+        });
     }
 }
