@@ -14,7 +14,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -494,16 +496,55 @@ mod tests {
         assert!(again.duplicate && !first.duplicate);
         assert_eq!(first.offset, again.offset);
         assert_eq!(first.id, again.id);
-        let page = broker
-            .history(
-                "r",
-                HistoryQuery {
-                    limit: 10,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let page = newest(&broker, 10).await;
         assert_eq!(page.messages.len(), 1);
+    }
+
+    async fn newest(broker: &MemoryBroker, limit: usize) -> HistoryPage {
+        let query = HistoryQuery {
+            limit,
+            ..Default::default()
+        };
+        broker.history("r", query).await.unwrap()
+    }
+
+    fn keyed(key: &str) -> Publication {
+        Publication {
+            idempotency_key: key.into(),
+            ..publication("x")
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn history_and_keys_expire_by_age_and_idle_rooms_are_swept() {
+        let broker = MemoryBroker::new(
+            Hub::new(),
+            HistoryConfig {
+                ttl: Duration::from_secs(60),
+                idempotency_ttl: Duration::from_secs(30),
+                ..HistoryConfig::default()
+            },
+        );
+        let first = broker.publish("r", keyed("k")).await.unwrap();
+        tokio::time::advance(Duration::from_secs(31)).await;
+        // The key has expired, so the same key publishes anew.
+        let second = broker.publish("r", keyed("k")).await.unwrap();
+        assert!(!second.duplicate);
+        assert_eq!(second.offset, first.offset + 1);
+        assert_eq!(broker.sweep(), 0, "room still has history");
+
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let page = newest(&broker, 10).await;
+        assert_eq!(page.messages.len(), 1, "the first message aged out");
+        assert_eq!(page.messages[0].offset, 2);
+        assert!(!page.has_more);
+
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(broker.sweep(), 1);
+        assert_eq!(broker.room_count(), 0);
+        // A new incarnation of the room has a new epoch and starts over.
+        let third = broker.publish("r", publication("x")).await.unwrap();
+        assert_eq!(third.offset, 1);
+        assert_ne!(third.epoch, first.epoch);
     }
 }

@@ -27,6 +27,9 @@ use crate::server::Shared;
 /// Longest room name, in bytes.
 pub const MAX_ROOM_LEN: usize = 255;
 
+/// Longest idempotency key, in bytes.
+pub(crate) const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
+
 /// What the connection should do after a command.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Flow {
@@ -216,6 +219,13 @@ impl Session {
                 id,
                 ErrorCode::NotJoined,
                 "join the room before publishing to it",
+            );
+        }
+        if request.idempotency_key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+            return self.error(
+                id,
+                ErrorCode::BadRequest,
+                "idempotency_key is longer than 256 bytes",
             );
         }
         let publication = Publication {

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use common::*;
 use switchboard::proto::server_frame::Kind;
-use switchboard::proto::{Payload, PublishRequest};
+use switchboard::proto::{ErrorCode, Payload, PublishRequest};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_users_join_publish_and_receive() {
@@ -313,6 +313,27 @@ async fn idempotent_publish_is_delivered_once() {
     // History holds it once too.
     let h = bob.history("idem", 10, 0, 0).await;
     assert_eq!(offsets(&h.messages), vec![1, 2]);
+
+    // Keys are bounded: 256 bytes is fine, 257 is refused and publishes nothing.
+    let long = "k".repeat(256);
+    let ok = expect_kind!(
+        alice
+            .request(publish_payload("idem", text_payload("long"), &long))
+            .await,
+        Kind::Publish
+    );
+    assert_eq!(ok.offset, 3);
+    let too_long = "k".repeat(257);
+    let err = expect_kind!(
+        alice
+            .request(publish_payload("idem", text_payload("x"), &too_long))
+            .await,
+        Kind::Error
+    );
+    assert_eq!(err.code, ErrorCode::BadRequest as i32);
+    assert!(!err.temporary);
+    let h = bob.history("idem", 10, 0, 0).await;
+    assert_eq!(offsets(&h.messages), vec![1, 2, 3]);
     server.shutdown().await;
 }
 
