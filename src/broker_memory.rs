@@ -175,6 +175,18 @@ impl MemoryBroker {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The room's state, created on first use, with expired history and keys
+    /// dropped. Looks up before inserting so the hot path (an existing room)
+    /// allocates no key.
+    fn room_state<'a>(&self, rooms: &'a mut Rooms, room: &str, now: Instant) -> &'a mut RoomState {
+        if !rooms.contains_key(room) {
+            rooms.insert(Arc::from(room), RoomState::new());
+        }
+        let state = rooms.get_mut(room).expect("room state was just ensured");
+        state.expire(now, &self.limits);
+        state
+    }
+
     /// Forgets rooms that have no local subscriber, no history left and no
     /// idempotency keys left. Returns how many were removed. Run periodically
     /// so memory follows the set of live rooms.
@@ -230,8 +242,7 @@ impl MemoryBroker {
         reply: impl FnOnce(JoinResult),
     ) {
         let mut rooms = self.shard(room);
-        let state = rooms.entry(Arc::from(room)).or_insert_with(RoomState::new);
-        state.expire(Instant::now(), &self.limits);
+        let state = self.room_state(&mut rooms, room, Instant::now());
         self.hub.subscribe(room, subscriber);
         let mut result = JoinResult {
             position: state.position(),
@@ -265,8 +276,7 @@ impl Broker for MemoryBroker {
         let now = Instant::now();
         let timestamp_ms = ids::now_ms();
         let mut rooms = self.shard(room);
-        let state = rooms.entry(Arc::from(room)).or_insert_with(RoomState::new);
-        state.expire(now, &self.limits);
+        let state = self.room_state(&mut rooms, room, now);
 
         let key = publication.idempotency_key;
         if !key.is_empty() {
@@ -348,8 +358,7 @@ impl Broker for MemoryBroker {
 
     async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistoryPage, BrokerError> {
         let mut rooms = self.shard(room);
-        let state = rooms.entry(Arc::from(room)).or_insert_with(RoomState::new);
-        state.expire(Instant::now(), &self.limits);
+        let state = self.room_state(&mut rooms, room, Instant::now());
         let mut page = HistoryPage {
             position: state.position(),
             ..HistoryPage::default()

@@ -185,21 +185,11 @@ impl Session {
         if let Err(e) = self.shared.presence.add(&room, member.clone()).await {
             tracing::warn!(error = %e, "presence add failed");
         }
-        let event = encode_server(&ServerFrame {
-            id: 0,
-            kind: Some(Kind::MemberJoined(MemberJoined {
-                room: room.to_string(),
-                member: Some(member),
-            })),
+        let event = Kind::MemberJoined(MemberJoined {
+            room: room.to_string(),
+            member: Some(member),
         });
-        if let Err(e) = self
-            .shared
-            .broker
-            .broadcast_presence(&room, event, self.conn.id())
-            .await
-        {
-            tracing::warn!(error = %e, "presence event failed");
-        }
+        self.announce(&room, event).await;
     }
 
     async fn leave(&mut self, id: u32, request: LeaveRequest) {
@@ -325,19 +315,27 @@ impl Session {
         if let Err(e) = self.shared.presence.remove(room, &self.client).await {
             tracing::warn!(error = %e, "presence remove failed");
         }
-        let event = encode_server(&ServerFrame {
-            id: 0,
-            kind: Some(Kind::MemberLeft(MemberLeft {
-                room: room.to_owned(),
-                member: Some(self.member()),
-            })),
+        let event = Kind::MemberLeft(MemberLeft {
+            room: room.to_owned(),
+            member: Some(self.member()),
         });
-        if let Err(e) = self
+        self.announce(room, event).await;
+    }
+
+    /// Sends a presence event about this connection to the room's other
+    /// members that asked for presence events. Best effort: a failure is
+    /// logged, not reported to the client.
+    async fn announce(&self, room: &str, event: Kind) {
+        let frame = encode_server(&ServerFrame {
+            id: 0,
+            kind: Some(event),
+        });
+        let sent = self
             .shared
             .broker
-            .broadcast_presence(room, event, self.conn.id())
-            .await
-        {
+            .broadcast_presence(room, frame, self.conn.id())
+            .await;
+        if let Err(e) = sent {
             tracing::warn!(error = %e, "presence event failed");
         }
     }
