@@ -105,8 +105,8 @@ pub enum BrokerError {
 ///   subscriber receives live exactly the messages after the returned
 ///   position. With `since`, the returned messages are exactly those in
 ///   `(since.offset, position.offset]`, or `recovered` is false.
-/// - **Idempotency.** A publish whose non-empty key was seen in the same room
-///   within the idempotency window returns the first result with `duplicate`
+/// - **Idempotency.** A publish whose non-empty key was seen from the same
+///   sender in the same room within the idempotency window returns the first result with `duplicate`
 ///   set and delivers nothing.
 /// - **Ephemeral frames** (direct messages, presence events, notifications)
 ///   are delivered at most once, to whoever is connected at that moment, and

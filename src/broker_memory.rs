@@ -278,7 +278,13 @@ impl Broker for MemoryBroker {
         let mut rooms = self.shard(room);
         let state = self.room_state(&mut rooms, room, now);
 
-        let key = publication.idempotency_key;
+        // Keys are scoped to their publisher: two users picking the same key
+        // never collide, and nobody can read another user's result.
+        let key = if publication.idempotency_key.is_empty() {
+            String::new()
+        } else {
+            format!("{}\0{}", publication.sender, publication.idempotency_key)
+        };
         if !key.is_empty() {
             if let Some(entry) = state.idempotency.get(&key) {
                 return Ok(PublishResult {

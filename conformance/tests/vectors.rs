@@ -1,0 +1,66 @@
+//! The committed golden vectors are exactly what the Rust types produce, and
+//! they satisfy every rule of `vectors.proto`.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use switchboard_conformance::vectors;
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors")
+}
+
+#[test]
+fn committed_vectors_are_current() {
+    let expected = vectors::files(&vectors::all());
+    let on_disk: BTreeSet<String> = std::fs::read_dir(dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let wanted: BTreeSet<String> = expected.iter().map(|(name, _)| name.clone()).collect();
+    assert_eq!(
+        on_disk, wanted,
+        "tests/vectors is stale: run scripts/generate.sh"
+    );
+    for (name, contents) in expected {
+        let actual = std::fs::read(dir().join(&name)).unwrap();
+        assert!(
+            actual == contents,
+            "tests/vectors/{name} is stale: run scripts/generate.sh"
+        );
+    }
+}
+
+#[test]
+fn committed_vectors_hold() {
+    let checked = vectors::check(&dir()).unwrap();
+    assert_eq!(checked, vectors::all().len());
+}
+
+#[test]
+fn vectors_cover_every_command_reply_and_push() {
+    use prost::Message as _;
+    use switchboard::proto::{client_frame::Command, server_frame::Kind, ClientFrame, ServerFrame};
+    let mut commands = BTreeSet::new();
+    let mut kinds = BTreeSet::new();
+    for case in vectors::all() {
+        match case.message_type {
+            vectors::MessageType::ClientFrame => {
+                if let Some(c) = ClientFrame::decode(case.binary.as_slice()).unwrap().command {
+                    let c: Command = c;
+                    commands.insert(format!("{c:?}").split('(').next().unwrap().to_owned());
+                }
+            }
+            vectors::MessageType::ServerFrame => {
+                if let Some(k) = ServerFrame::decode(case.binary.as_slice()).unwrap().kind {
+                    let k: Kind = k;
+                    kinds.insert(format!("{k:?}").split('(').next().unwrap().to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    // ClientFrame has 8 commands; ServerFrame has 15 kinds.
+    assert_eq!(commands.len(), 8, "a command has no vector");
+    assert_eq!(kinds.len(), 15, "a reply or push has no vector: {kinds:?}");
+}
