@@ -6,7 +6,11 @@
 //! `SWITCHBOARD_LIMITS__MAX_MESSAGE_SIZE=131072` or
 //! `SWITCHBOARD_HISTORY__TTL=30m`. Durations are written like `10s`, `5m`,
 //! `250ms`. Unknown keys are an error, so a typo never silently falls back to
-//! a default.
+//! a default. The one exception: an environment variable whose first level
+//! is not a configuration section or key at all (`SWITCHBOARD_BIN`, or the
+//! `SWITCHBOARD_SERVICE_HOST` and `SWITCHBOARD_PORT_*` variables that
+//! Kubernetes injects for a service named `switchboard`) is not meant for the
+//! server and is ignored; `SWITCHBOARD_LIMITS__TYPO` is still an error.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -193,6 +197,14 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The configuration's top-level keys (`listen`, `limits`, ...).
+fn top_level_keys() -> Vec<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
 impl Config {
     /// Loads defaults, then `file` (if any), then `SWITCHBOARD_*` variables
     /// from the process environment, and validates the result.
@@ -207,10 +219,13 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        // `SWITCHBOARD_CONFIG` names the file itself and is not a key.
-        let env = Env::prefixed("SWITCHBOARD_")
-            .split("__")
-            .filter(|key| !key.as_str().eq_ignore_ascii_case("config"));
+        // Only variables whose first level is a top-level key are overrides;
+        // `SWITCHBOARD_CONFIG` names the file itself.
+        let top_level = top_level_keys();
+        let env = Env::prefixed("SWITCHBOARD_").split("__").filter(move |key| {
+            let first = key.as_str().split('.').next().unwrap_or_default();
+            top_level.iter().any(|k| k.eq_ignore_ascii_case(first))
+        });
         let config: Config = figment.merge(env).extract().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
@@ -279,6 +294,9 @@ mod tests {
             jail.set_env("SWITCHBOARD_LIMITS__MAX_MESSAGE_SIZE", "4096");
             jail.set_env("SWITCHBOARD_HISTORY__TTL", "30m");
             jail.set_env("SWITCHBOARD_CONFIG", "sb.toml");
+            // Not configuration keys at all: ignored.
+            jail.set_env("SWITCHBOARD_BIN", "/usr/local/bin/switchboard");
+            jail.set_env("SWITCHBOARD_SERVICE_HOST", "10.0.0.1");
             let config = Config::load(Some(Path::new("sb.toml"))).map_err(|e| e.to_string())?;
             assert!(!config.development);
             assert_eq!(config.limits.idle_timeout, Duration::from_secs(90));
@@ -297,6 +315,9 @@ mod tests {
             let err = Config::load(Some(Path::new("prod.toml"))).unwrap_err();
             assert!(err.to_string().contains("jwt_secret"), "{err}");
             assert!(Config::load(Some(Path::new("missing.toml"))).is_err());
+            jail.set_env("SWITCHBOARD_LIMITS__MAX_MESAGE_SIZE", "1");
+            let err = Config::load(None).unwrap_err();
+            assert!(err.to_string().contains("max_mesage_size"), "{err}");
             Ok(())
         });
     }

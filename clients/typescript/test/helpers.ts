@@ -1,0 +1,182 @@
+/**
+ * Test helpers: a real server process per test (port 0 unless told), and
+ * bounded waits. Every wait here has a timeout; none of them mock the server.
+ */
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import type { Emitter } from "../src/emitter.js";
+import type { Client, ClientEvents, Subscription, SubscriptionEvents } from "../src/index.js";
+
+/** The repository root: the nearest ancestor holding Cargo.toml. */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, "Cargo.toml")) && existsSync(join(dir, "proto"))) {
+      return dir;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) {
+      throw new Error("cannot find the repository root (Cargo.toml) above the tests");
+    }
+    dir = parent;
+  }
+}
+
+/** The server binary: $SWITCHBOARD_BIN or <repo>/target/debug/switchboard. */
+export function serverBinary(): string {
+  return process.env["SWITCHBOARD_BIN"] ?? resolve(repoRoot(), "target/debug/switchboard");
+}
+
+/** A running server process. */
+export interface TestServer {
+  /** WebSocket endpoint, e.g. ws://127.0.0.1:PORT/ws. */
+  readonly url: string;
+  readonly port: number;
+  readonly process: ChildProcess;
+  /** Its stderr so far (for failure messages). */
+  logs(): string;
+  /** Sends `signal` (default SIGTERM) and waits for the exit (SIGKILL after 5 s). */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const p of running) {
+    p.kill("SIGKILL");
+  }
+});
+
+/** Starts `switchboard serve` and waits for its "listening" line. */
+export async function startServer(
+  options: { env?: Record<string, string>; port?: number } = {},
+): Promise<TestServer> {
+  const bin = serverBinary();
+  if (!existsSync(bin)) {
+    throw new Error(`server binary not found: ${bin} (set SWITCHBOARD_BIN)`);
+  }
+  const child = spawn(bin, ["serve", "--listen", `127.0.0.1:${options.port ?? 0}`], {
+    env: {
+      // The server reads every SWITCHBOARD_* variable as configuration and
+      // refuses unknown keys (SWITCHBOARD_BIN among them): pass none through.
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SWITCHBOARD_"))),
+      SWITCHBOARD_LIMITS__CLOSE_TIMEOUT: "300ms",
+      SWITCHBOARD_SHUTDOWN_TIMEOUT: "3s",
+      SWITCHBOARD_LOG__LEVEL: "warn",
+      NO_COLOR: "1",
+      ...options.env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  running.add(child);
+  // A server never keeps the test process alive: the "exit" hook above kills
+  // whatever is left when the process ends.
+  child.unref();
+  (child.stdout as unknown as { unref(): void }).unref();
+  (child.stderr as unknown as { unref(): void }).unref();
+  let stderr = "";
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (chunk: string) => {
+    stderr = (stderr + chunk).slice(-20_000);
+  });
+  const exited = new Promise<void>((res) => child.once("exit", () => res()));
+  void exited.then(() => running.delete(child));
+  const lines = createInterface({ input: child.stdout });
+  const port = await withTimeout(
+    new Promise<number>((res, rej) => {
+      lines.once("line", (line) => {
+        const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(line);
+        if (m?.[1]) {
+          res(Number(m[1]));
+        } else {
+          rej(new Error(`unexpected first line from the server: ${line}`));
+        }
+      });
+      child.once("exit", (code) => rej(new Error(`server exited with ${code}: ${stderr}`)));
+    }),
+    10_000,
+    "server start",
+  ).catch((err: unknown) => {
+    child.kill("SIGKILL");
+    throw err;
+  });
+  return {
+    url: `ws://127.0.0.1:${port}/ws`,
+    port,
+    process: child,
+    logs: () => stderr,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        return;
+      }
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Rejects with a clear message when `promise` takes longer than `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((res) => setTimeout(res, ms));
+}
+
+/** Waits (bounded) for the first `event` whose value satisfies `predicate`. */
+export function nextEvent<K extends keyof ClientEvents>(
+  source: Client,
+  event: K,
+  timeoutMs: number,
+  predicate?: (value: ClientEvents[K]) => boolean,
+): Promise<ClientEvents[K]>;
+export function nextEvent<K extends keyof SubscriptionEvents>(
+  source: Subscription,
+  event: K,
+  timeoutMs: number,
+  predicate?: (value: SubscriptionEvents[K]) => boolean,
+): Promise<SubscriptionEvents[K]>;
+export function nextEvent(
+  source: Client | Subscription,
+  event: string,
+  timeoutMs: number,
+  predicate: (value: unknown) => boolean = () => true,
+): Promise<unknown> {
+  const emitter = source as unknown as Emitter<Record<string, unknown>>;
+  let off: (() => void) | undefined;
+  const p = new Promise<unknown>((res) => {
+    off = emitter.on(event, (value) => {
+      if (predicate(value)) {
+        off?.();
+        res(value);
+      }
+    });
+  });
+  return withTimeout(p, timeoutMs, `event ${event}`).finally(() => off?.());
+}
+
+/** Reads `n` items from an async iterator, bounded by `timeoutMs` in total. */
+export async function take<T>(iterable: AsyncIterable<T>, n: number, timeoutMs: number): Promise<T[]> {
+  const it = iterable[Symbol.asyncIterator]();
+  const out: T[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (out.length < n) {
+    const r = await withTimeout(it.next(), Math.max(1, deadline - Date.now()), `item ${out.length + 1} of ${n}`);
+    if (r.done) {
+      throw new Error(`iterator ended after ${out.length} of ${n} items`);
+    }
+    out.push(r.value);
+  }
+  return out;
+}
