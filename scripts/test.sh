@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Every check CI runs, in order: formatting, lints, the Rust test suite
-# (unit and integration tests against a real server on 127.0.0.1:0), then the
-# schema lint with the pinned buf from package.json.
+# Every check CI runs, in order:
+#   1. Rust: formatting, clippy, and the workspace's tests (the server's unit
+#      and integration tests, the golden vectors and the reference scenario
+#      runner, all against real servers on 127.0.0.1:0);
+#   2. schemas: regenerate every stub and vector and fail on any difference,
+#      buf lint, and buf breaking against the previous commit's proto tree;
+#   3. SDKs: each client's own test.sh (it installs its pinned dependencies,
+#      lints, and runs vectors, scenarios and reconnect tests against the
+#      server binary built here).
 #
-# Usage: scripts/test.sh        (CI=true adds --locked to every cargo command)
+# Usage: scripts/test.sh        (CI=true adds --locked to every cargo command
+#                                and requires a clean git tree after generation)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -27,37 +34,102 @@ on_exit() {
 test_log="$(mktemp)"
 trap on_exit EXIT
 
+passed=0 failed=0 skipped=0
+# Adds "<name> tests: N passed, N failed, N skipped" from a suite's output.
+count_suite() {
+  local line
+  line="$(grep -E "^$1 tests: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped" "$test_log" | tail -n 1)"
+  if [[ -z "$line" ]]; then
+    echo "$1 suite printed no totals line" >&2
+    return 1
+  fi
+  read -r p f s < <(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped.*/\1 \2 \3/' <<<"$line")
+  if [[ $p -eq 0 ]]; then
+    echo "$1 suite ran no test" >&2
+    return 1
+  fi
+  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+}
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy --all-targets -- -D warnings"
-cargo clippy ${cargo_flags[@]+"${cargo_flags[@]}"} --all-targets -- -D warnings
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy ${cargo_flags[@]+"${cargo_flags[@]}"} --workspace --all-targets -- -D warnings
 
-step "cargo test --all-targets"
+step "cargo test --workspace --all-targets"
 set +e
-cargo test ${cargo_flags[@]+"${cargo_flags[@]}"} --all-targets 2>&1 | tee "$test_log"
+cargo test ${cargo_flags[@]+"${cargo_flags[@]}"} --workspace --all-targets 2>&1 | tee "$test_log"
 test_status=${PIPESTATUS[0]}
 set -e
 # Totals over every test binary's "test result:" line.
-read -r passed failed ignored < <(
+read -r p f s < <(
   sed -nE 's/^test result: [A-Za-z]+\. ([0-9]+) passed; ([0-9]+) failed; ([0-9]+) ignored.*/\1 \2 \3/p' "$test_log" |
     awk '{p += $1; f += $2; i += $3} END {print p + 0, f + 0, i + 0}'
 )
-printf '\ncargo test totals: %d passed, %d failed, %d ignored\n' "$passed" "$failed" "$ignored"
+printf '\nrust tests: %d passed, %d failed, %d skipped\n' "$p" "$f" "$s"
 if [[ $test_status -ne 0 ]]; then
   exit "$test_status"
 fi
-if [[ $passed -eq 0 ]]; then
+if [[ $p -eq 0 ]]; then
   echo "cargo test ran no test" >&2
   exit 1
 fi
+passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 
-step "npm ci"
-npm ci --no-audit --no-fund
+step "regenerate stubs and vectors; nothing may change"
+# Outside CI the tree may hold work in progress, so compare the tree's state
+# before and after instead of requiring it to be clean.
+tree_state() {
+  git status --porcelain=v1 --untracked-files=all
+  git ls-files --modified --others --exclude-standard -z | xargs -0 -r sha1sum 2>/dev/null || true
+}
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  before="$(tree_state)"
+  if [[ "${CI:-}" == "true" && -n "$before" ]]; then
+    printf 'the tree is not clean before generation:\n%s\n' "$before" >&2
+    exit 1
+  fi
+  scripts/generate.sh
+  after="$(tree_state)"
+  if [[ "$before" != "$after" ]]; then
+    echo "generated code is stale; run scripts/generate.sh and commit the result:" >&2
+    diff <(echo "$before") <(echo "$after") >&2 || true
+    exit 1
+  fi
+else
+  echo "not a git checkout: cannot compare generated code" >&2
+  exit 1
+fi
 
 step "buf lint"
 npx buf lint
 
+step "buf breaking against the previous commit"
+if git rev-parse --verify --quiet HEAD~1 >/dev/null; then
+  npx buf breaking --against ".git#ref=HEAD~1"
+  echo "no breaking change against $(git rev-parse --short HEAD~1)"
+else
+  echo "the checkout has no previous commit to compare with (shallow clone?)" >&2
+  exit 1
+fi
+
+step "build the server binary for the SDK suites"
+cargo build ${cargo_flags[@]+"${cargo_flags[@]}"} --bin switchboard
+export SWITCHBOARD_BIN="$PWD/target/debug/switchboard"
+
+for sdk in typescript python; do
+  step "$sdk SDK"
+  set +e
+  "clients/$sdk/test.sh" 2>&1 | tee "$test_log"
+  sdk_status=${PIPESTATUS[0]}
+  set -e
+  count_suite "$sdk"
+  if [[ $sdk_status -ne 0 ]]; then
+    exit "$sdk_status"
+  fi
+done
+
 current_step="done"
-printf '\nAll checks passed: fmt, clippy, buf lint, and\n'
-printf 'Tests: %d passed, %d failed, %d skipped\n' "$passed" "$failed" "$ignored"
+printf '\nAll checks passed: fmt, clippy, generated code, buf lint and breaking, and\n'
+printf 'Tests: %d passed, %d failed, %d skipped\n' "$passed" "$failed" "$skipped"

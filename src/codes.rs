@@ -47,7 +47,7 @@ impl CloseCode {
 /// Whether a client should reconnect after a close with `code`, for any code
 /// (including ones this build does not know).
 pub fn should_reconnect(code: u16) -> bool {
-    matches!(code, 1001 | 1002 | 1006 | 1011..=1014 | 4000..=4499)
+    matches!(code, 1001 | 1002 | 1005 | 1006 | 1011..=1014 | 4000..=4499)
 }
 
 #[cfg(test)]

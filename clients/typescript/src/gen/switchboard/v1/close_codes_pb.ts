@@ -17,7 +17,11 @@ export const file_switchboard_v1_close_codes: GenFile = /*@__PURE__*/
 /**
  * Close codes. Standard WebSocket codes are listed so every SDK can name them;
  * application codes 4000-4499 mean "reconnect (with backoff)", 4500-4999
- * mean "do not reconnect".
+ * mean "do not reconnect". Clients also reconnect when the connection ends
+ * without a Close frame (1006) or with one that has no code (1005), and after
+ * 1012 (service restart) or 1014 (bad gateway) from an intermediary; any other
+ * code not listed here is terminal. A `Disconnect` push before the Close frame
+ * carries the decision explicitly in its `reconnect` flag.
  *
  * @generated from enum switchboard.v1.CloseCode
  */

@@ -1,0 +1,81 @@
+"""Switchboard's Python SDK, on asyncio.
+
+    from switchboard.client import Client
+
+    async with Client.connect("ws://127.0.0.1:8080/ws", name="alice") as client:
+        sub = await client.join("lobby")
+        await client.publish("lobby", "hello")
+        async for msg in sub:
+            print(msg.sender, msg.text)
+
+The client reconnects on its own (full-jitter backoff), rejoins its rooms
+with the position it last delivered and never delivers an offset twice. See
+`Client.connect` for the options and README.md for the semantics.
+
+The generated protocol types live in `switchboard.v1` (e.g.
+`from switchboard.v1 import envelope_pb2`); the ones this API takes or
+returns are re-exported here.
+"""
+
+from switchboard.v1.close_codes_pb2 import CloseCode
+from switchboard.v1.commands_pb2 import DirectReply, PublishReply
+from switchboard.v1.errors_pb2 import ErrorCode
+from switchboard.v1.pushes_pb2 import MemberJoined, MemberLeft, RoomMessage
+from switchboard.v1.types_pb2 import Member, Payload, StreamPosition
+
+from ._backoff import Backoff
+from ._client import Client, ConnectionState, StateCallback, StateChange
+from ._codes import should_reconnect
+from ._errors import (
+    CommandTimeoutError,
+    ConnectionClosedError,
+    ConnectionLostError,
+    ServerError,
+    SwitchboardError,
+)
+from ._messages import (
+    Content,
+    DirectMessage,
+    Gap,
+    GapReason,
+    HistoryPage,
+    Message,
+    Notification,
+    TypeRegistry,
+)
+from ._subscription import GapCallback, PresenceEvent, Subscription
+
+__all__ = [
+    "Backoff",
+    "Client",
+    "CloseCode",
+    "CommandTimeoutError",
+    "ConnectionClosedError",
+    "ConnectionLostError",
+    "ConnectionState",
+    "Content",
+    "DirectMessage",
+    "DirectReply",
+    "ErrorCode",
+    "Gap",
+    "GapCallback",
+    "GapReason",
+    "HistoryPage",
+    "Member",
+    "MemberJoined",
+    "MemberLeft",
+    "Message",
+    "Notification",
+    "Payload",
+    "PresenceEvent",
+    "PublishReply",
+    "RoomMessage",
+    "ServerError",
+    "StateCallback",
+    "StateChange",
+    "StreamPosition",
+    "Subscription",
+    "SwitchboardError",
+    "TypeRegistry",
+    "should_reconnect",
+]
