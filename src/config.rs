@@ -222,10 +222,12 @@ impl Config {
         // Only variables whose first level is a top-level key are overrides;
         // `SWITCHBOARD_CONFIG` names the file itself.
         let top_level = top_level_keys();
-        let env = Env::prefixed("SWITCHBOARD_").split("__").filter(move |key| {
-            let first = key.as_str().split('.').next().unwrap_or_default();
-            top_level.iter().any(|k| k.eq_ignore_ascii_case(first))
-        });
+        let env = Env::prefixed("SWITCHBOARD_")
+            .split("__")
+            .filter(move |key| {
+                let first = key.as_str().split('.').next().unwrap_or_default();
+                top_level.iter().any(|k| k.eq_ignore_ascii_case(first))
+            });
         let config: Config = figment.merge(env).extract().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
