@@ -61,7 +61,7 @@ export interface ClientOptions {
   reconnect?: boolean;
   /** Reconnect backoff (full jitter, 0.5 s doubling up to 20 s by default). */
   backoff?: BackoffOptions;
-  /** Messages each subscription buffers for its iterator. Default 1000. */
+  /** Messages each subscription buffers for its iterator. Default 1024. */
   bufferSize?: number;
   /** Commands that may wait for a connection at once. Default 1000. */
   maxQueuedCommands?: number;
@@ -173,7 +173,7 @@ interface Connection {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
-const DEFAULT_BUFFER = 1000;
+const DEFAULT_BUFFER = 1024;
 const DEFAULT_MAX_QUEUED = 1000;
 const CLOSE_WAIT_MS = 1000;
 

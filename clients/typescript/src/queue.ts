@@ -1,7 +1,8 @@
 /**
- * A bounded FIFO read by one async iterator. When full, `push` drops the
- * oldest item (the newest are kept, since a live consumer cares most about
- * them and older ones can be read back from history) and returns it.
+ * A bounded FIFO read by one async iterator. The producer never waits: it
+ * checks `isFull` and decides what to do (subscriptions drop the newest
+ * messages and leave one overflow marker, which `pushOver` may place beyond
+ * the capacity).
  */
 export class BoundedQueue<T> {
   private items: T[] = [];
@@ -29,24 +30,39 @@ export class BoundedQueue<T> {
     return this.ended;
   }
 
-  /** Adds an item; returns the item dropped to make room, if any. */
-  push(item: T): { dropped: T } | undefined {
+  /** Whether `capacity` items are waiting. */
+  get isFull(): boolean {
+    return this.size >= this.capacity;
+  }
+
+  /** The newest waiting item, if any. */
+  last(): T | undefined {
+    return this.size > 0 ? this.items[this.items.length - 1] : undefined;
+  }
+
+  /**
+   * Adds an item if there is room; returns false (and drops nothing) when
+   * the queue is full.
+   */
+  push(item: T): boolean {
+    if (this.isFull) {
+      return false;
+    }
+    this.pushOver(item);
+    return true;
+  }
+
+  /** Adds an item even when full (for a marker one slot past the capacity). */
+  pushOver(item: T): void {
     if (this.ended) {
-      return undefined;
+      return;
     }
     const waiter = this.waiters.shift();
     if (waiter) {
       waiter.resolve({ value: item, done: false });
-      return undefined;
-    }
-    let dropped: { dropped: T } | undefined;
-    if (this.size >= this.capacity) {
-      dropped = { dropped: this.items[this.head] as T };
-      this.head++;
+      return;
     }
     this.items.push(item);
-    this.compact();
-    return dropped;
   }
 
   /** Ends the queue: readers get the buffered items, then done (or `error`). */

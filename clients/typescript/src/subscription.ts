@@ -7,6 +7,14 @@ import { Emitter } from "./emitter.js";
 import type { Content, PayloadCodec, ReceivedMessage, ReceivedNotification } from "./payload.js";
 import { BoundedQueue } from "./queue.js";
 
+/** Where the iterator's buffer dropped messages (see `overflow`). */
+class OverflowMark {
+  constructor(
+    readonly lastOffset: bigint,
+    readonly epoch: string,
+  ) {}
+}
+
 /** Options of `Client.join`. */
 export interface JoinOptions {
   /**
@@ -41,10 +49,13 @@ export interface SubscriptionEvents {
    */
   recoveryFailed: { since: StreamPosition; position: StreamPosition };
   /**
-   * The iterator's buffer was full, so its oldest undelivered message
-   * (`offset`) was dropped. Listeners still saw it.
+   * The iterator reached a point where messages were dropped because its
+   * buffer was full: the messages after `lastOffset` (of `epoch`) up to the
+   * next one the iterator yields are missing from it. Emitted in order, just
+   * before that next message; read them back with
+   * `client.history(room, { after: lastOffset })`. Listeners saw them all.
    */
-  overflow: { offset: bigint };
+  overflow: { lastOffset: bigint; epoch: string };
   /** The subscription ended: left, client closed, or ended by `error`. */
   closed: { error?: Error };
 }
@@ -63,10 +74,11 @@ export interface SubscriptionOwner {
  * the room (call `leave()`).
  *
  * Undelivered messages wait in a buffer of `bufferSize` messages (option of
- * `Client.connect`, default 1000). When it is full the oldest waiting message
- * is dropped and an `overflow` event names its offset; read it back from
- * history if it matters. Listeners are called as messages arrive and are not
- * affected by the buffer.
+ * `Client.connect`, default 1024). When it is full, newer messages are not
+ * buffered: the iterator yields everything up to the drop, then an `overflow`
+ * event says after which offset messages are missing, then continues with the
+ * messages that arrived once there was room again. Listeners are called as
+ * messages arrive and are not affected by the buffer.
  */
 export class Subscription extends Emitter<SubscriptionEvents> implements AsyncIterable<ReceivedMessage> {
   /** The room. */
@@ -75,7 +87,7 @@ export class Subscription extends Emitter<SubscriptionEvents> implements AsyncIt
   readonly presenceEvents: boolean;
 
   private readonly owner: SubscriptionOwner;
-  private readonly queue: BoundedQueue<ReceivedMessage>;
+  private readonly queue: BoundedQueue<ReceivedMessage | OverflowMark>;
   /** Offset of the last message delivered to the app: recovery restarts after it. */
   private lastOffset = 0n;
   /** Epoch `lastOffset` belongs to. */
@@ -84,6 +96,8 @@ export class Subscription extends Emitter<SubscriptionEvents> implements AsyncIt
   private wasRecovered = false;
   /** Live pushes that arrived while a join was in flight; applied after its reply. */
   private held: RoomMessage[] = [];
+  /** Whether live pushes were dropped because `held` was full. */
+  private heldOverflow = false;
   private joining = true;
   private ended = false;
 
@@ -135,7 +149,15 @@ export class Subscription extends Emitter<SubscriptionEvents> implements AsyncIt
 
   [Symbol.asyncIterator](): AsyncIterator<ReceivedMessage, undefined> {
     return {
-      next: () => this.queue.next(),
+      next: async () => {
+        for (;;) {
+          const r = await this.queue.next();
+          if (r.done === true || !(r.value instanceof OverflowMark)) {
+            return r as IteratorResult<ReceivedMessage, undefined>;
+          }
+          this.emit("overflow", { lastOffset: r.value.lastOffset, epoch: r.value.epoch });
+        }
+      },
       return: () => Promise.resolve({ value: undefined, done: true }),
     };
   }
@@ -151,6 +173,7 @@ export class Subscription extends Emitter<SubscriptionEvents> implements AsyncIt
   beginJoin(): void {
     this.joining = true;
     this.held = [];
+    this.heldOverflow = false;
   }
 
   /**
@@ -181,6 +204,10 @@ export class Subscription extends Emitter<SubscriptionEvents> implements AsyncIt
     for (const m of held) {
       this.deliver(m);
     }
+    if (this.heldOverflow) {
+      this.heldOverflow = false;
+      this.markOverflow(this.lastOffset);
+    }
     if (rejoin) {
       this.emit("rejoined", { recovered: this.wasRecovered, missed: delivered, position });
     }
@@ -193,10 +220,13 @@ export class Subscription extends Emitter<SubscriptionEvents> implements AsyncIt
       return;
     }
     if (this.joining) {
-      if (this.held.length >= this.queue.capacity) {
-        this.held.shift();
+      // Held until the join reply; when full, newer ones are dropped like
+      // the iterator's (marked once the held ones are delivered).
+      if (this.held.length < this.queue.capacity) {
+        this.held.push(m);
+      } else {
+        this.heldOverflow = true;
       }
-      this.held.push(m);
       return;
     }
     this.deliver(m);
@@ -207,14 +237,21 @@ export class Subscription extends Emitter<SubscriptionEvents> implements AsyncIt
     if (this.ended || m.offset <= this.lastOffset) {
       return false;
     }
+    const previous = this.lastOffset;
     this.lastOffset = m.offset;
     const received = this.owner.codec.roomMessage(m);
-    const overflow = this.queue.push(received);
-    this.emit("message", received);
-    if (overflow) {
-      this.emit("overflow", { offset: overflow.dropped.offset });
+    if (!this.queue.push(received)) {
+      this.markOverflow(previous);
     }
+    this.emit("message", received);
     return true;
+  }
+
+  /** Marks, once per run of drops, that messages after `lastOffset` were dropped. */
+  private markOverflow(lastOffset: bigint): void {
+    if (!(this.queue.last() instanceof OverflowMark)) {
+      this.queue.pushOver(new OverflowMark(lastOffset, this.epoch));
+    }
   }
 
   /** A presence or notification push for this room. @internal */
@@ -231,6 +268,7 @@ export class Subscription extends Emitter<SubscriptionEvents> implements AsyncIt
     }
     this.ended = true;
     this.held = [];
+    this.heldOverflow = false;
     this.queue.end(error);
     this.emit("closed", error ? { error } : {});
   }

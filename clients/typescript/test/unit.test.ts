@@ -82,17 +82,21 @@ describe("close codes", () => {
 });
 
 describe("bounded queue", () => {
-  test("drops the oldest item when full and reports it", async () => {
+  test("refuses items when full; pushOver goes past the capacity", async () => {
     const q = new BoundedQueue<number>(3);
-    assert.equal(q.push(1), undefined);
+    assert.equal(q.push(1), true);
     q.push(2);
     q.push(3);
-    assert.deepEqual(q.push(4), { dropped: 1 });
-    assert.equal(q.size, 3);
-    assert.deepEqual(await q.next(), { value: 2, done: false });
+    assert.equal(q.isFull, true);
+    assert.equal(q.push(4), false, "a full queue refuses, dropping nothing");
+    q.pushOver(9);
+    assert.equal(q.size, 4);
+    assert.equal(q.last(), 9);
+    assert.deepEqual(await q.next(), { value: 1, done: false });
     q.end();
+    assert.deepEqual(await q.next(), { value: 2, done: false });
     assert.deepEqual(await q.next(), { value: 3, done: false });
-    assert.deepEqual(await q.next(), { value: 4, done: false });
+    assert.deepEqual(await q.next(), { value: 9, done: false });
     assert.deepEqual(await q.next(), { value: undefined, done: true });
   });
 
@@ -203,18 +207,49 @@ describe("subscription dedupe and recovery", () => {
     assert.deepEqual(await drain(sub), [10n, 2n]);
   });
 
-  test("overflow drops the oldest buffered message and reports its offset", async () => {
+  test("overflow keeps the oldest buffered messages and reports the gap in order", async () => {
     const sub = newSub(2);
     sub.beginJoin();
     sub.applyJoin(create(JoinReplySchema, { position: { offset: 0n, epoch: "e" } }), undefined, false);
-    const dropped: bigint[] = [];
+    const order: string[] = [];
     const seen: bigint[] = [];
-    sub.on("overflow", (e) => dropped.push(e.offset));
+    sub.on("overflow", (e) => order.push(`gap after ${e.lastOffset} of ${e.epoch}`));
     sub.on("message", (m: ReceivedMessage) => seen.push(m.offset));
-    for (let i = 1; i <= 4; i++) sub.push(roomMessage(i));
-    assert.deepEqual(dropped, [1n, 2n]);
-    assert.deepEqual(seen, [1n, 2n, 3n, 4n], "listeners see every message");
-    assert.deepEqual(await drain(sub), [3n, 4n]);
+    for (let i = 1; i <= 5; i++) sub.push(roomMessage(i));
+    assert.deepEqual(seen, [1n, 2n, 3n, 4n, 5n], "listeners see every message");
+    const it = sub[Symbol.asyncIterator]();
+    for (let i = 0; i < 2; i++) {
+      const r = await it.next();
+      assert.ok(r.done !== true);
+      order.push(`message ${r.value.offset}`);
+    }
+    // Room again: later messages are buffered after the gap.
+    sub.push(roomMessage(6));
+    const r = await it.next();
+    assert.ok(r.done !== true);
+    order.push(`message ${r.value.offset}`);
+    assert.deepEqual(order, ["message 1", "message 2", "gap after 2 of e", "message 6"]);
+  });
+
+  test("live pushes held during a join overflow the same way", async () => {
+    const sub = newSub(3);
+    sub.beginJoin();
+    for (let i = 2; i <= 5; i++) sub.push(roomMessage(i)); // 5 does not fit
+    const gaps: bigint[] = [];
+    sub.on("overflow", (e) => gaps.push(e.lastOffset));
+    sub.applyJoin(create(JoinReplySchema, { position: { offset: 1n, epoch: "e" } }), undefined, false);
+    const it = sub[Symbol.asyncIterator]();
+    const offsets: bigint[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await it.next();
+      assert.ok(r.done !== true);
+      offsets.push(r.value.offset);
+    }
+    sub.push(roomMessage(6));
+    sub.end();
+    for await (const m of sub) offsets.push(m.offset);
+    assert.deepEqual(offsets, [2n, 3n, 4n, 6n]);
+    assert.deepEqual(gaps, [4n]);
   });
 });
 
