@@ -467,7 +467,7 @@ mod tests {
     #[tokio::test]
     async fn recovery_rules() {
         let broker = broker(5);
-        let (conn, _rx) = ConnHandle::new(64);
+        let conn = ConnHandle::new(64);
         let sub = || Subscriber {
             conn: conn.clone(),
             presence_events: false,

@@ -1,26 +1,35 @@
-//! One WebSocket connection: a reader task and a writer task.
+//! One WebSocket connection, driven by a single task.
 //!
-//! - The **reader** (the connection's own task) decodes frames, runs the
-//!   session's command handlers, and keeps the timers: connect timeout, ping
-//!   interval, idle timeout and token expiry, all on a single sleep.
-//! - The **writer** drains the bounded outbound queue: it takes everything
-//!   queued (up to `limits.write_batch` frames), feeds it to the socket and
-//!   flushes once, so a busy connection writes many frames per syscall.
+//! The task multiplexes everything the connection does in one poll loop:
 //!
-//! Closing is always the writer's job, so the Close frame follows everything
-//! queued before it (ordered close) or jumps the queue (urgent close: slow
-//! consumer, shutdown, timeouts). After our Close frame the reader waits up to
-//! `limits.close_timeout` for the peer's, then the TCP connection is dropped.
+//! - **write**: when the outbound queue has frames, it takes all of them at
+//!   once, feeds them to the socket (up to `limits.write_batch` per flush) and
+//!   flushes, so a busy connection writes many frames per syscall;
+//! - **read**: decodes frames and runs the session's command handlers, as long
+//!   as the queue has room for what a command may send back (a client that
+//!   pipelines commands without reading replies is slowed down by TCP, and
+//!   closed as a slow consumer if that lasts `limits.idle_timeout`);
+//! - **timers**: connect timeout, ping interval, idle timeout and token
+//!   expiry, all on a single sleep;
+//! - **close**: an urgent close (slow consumer, shutdown, timeouts) skips the
+//!   queue; an ordered close follows everything queued before it.
+//!
+//! One task and one socket object (no split halves, no second task, no
+//! channel buffer while idle) keep an idle connection small.
+//!
+//! Every close sends a `Disconnect` push and the Close frame, then leaves the
+//! session's rooms, then waits up to `limits.close_timeout` for the peer's
+//! Close before the TCP connection is dropped.
 
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
@@ -39,17 +48,6 @@ use crate::session::{Flow, Session};
 /// what it may push to this same connection (e.g. its own published message).
 const COMMAND_HEADROOM: usize = 4;
 
-/// How the read side ended.
-enum ReadEnd {
-    /// The peer closed the connection (Close frame or EOF).
-    PeerClosed,
-    /// The writer finished: our Close frame was sent (or the socket failed).
-    WriterDone(Option<SplitSink<WsStream, Message>>),
-    /// A read error after which the stream must not be read again; a close
-    /// with the matching code was requested.
-    Broken,
-}
-
 /// The concrete stream type a connection runs on.
 pub(crate) type WsStream = WebSocketStream<Box<dyn Io>>;
 
@@ -57,84 +55,85 @@ pub(crate) type WsStream = WebSocketStream<Box<dyn Io>>;
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
+/// How the main loop ended.
+enum End {
+    /// Close with this reason: send `Disconnect` and Close, then linger.
+    Close(CloseReason),
+    /// The peer sent Close (tungstenite queued the answer) or EOF.
+    PeerClosed,
+    /// A read error after which the stream must not be read again: send the
+    /// Close with this reason, then discard raw bytes for a moment.
+    Broken(CloseReason),
+    /// The socket failed: nothing more can be sent.
+    Gone,
+}
+
+/// What woke the main loop.
+enum Event {
+    End(End),
+    Shutdown,
+    Timer,
+    Read(Message),
+}
+
 /// Runs a connection until it is closed, however that happens.
 pub(crate) async fn serve(shared: Arc<Shared>, ws: WsStream, encoding: Encoding) {
-    let limits = shared.config.limits.clone();
-    let (conn, rx) = ConnHandle::new(limits.outbound_queue);
-    let (sink, mut stream) = ws.split();
-    let mut writer = tokio::spawn(write_loop(
-        sink,
-        rx,
-        conn.clone(),
+    let limits = &shared.config.limits;
+    let conn = ConnHandle::new(limits.outbound_queue);
+    let mut link = Link {
+        ws,
+        conn: conn.clone(),
         encoding,
-        limits.write_batch,
-        limits.close_timeout,
-    ));
+        batch: VecDeque::new(),
+        batch_limit: limits.write_batch.max(1),
+        fed: 0,
+        unflushed: false,
+    };
     let mut session = Session::new(shared.clone(), conn.clone());
+    let end = run(&shared, &mut link, &mut session).await;
+    // Nothing queued from now on is sent.
+    conn.shut();
+    // Boxed, like command handling: closing happens once, so an idle
+    // connection's task should not carry room for it.
+    Box::pin(close(link, session, end, limits.close_timeout)).await;
+}
 
-    let end = read_loop(
-        &shared,
-        &mut stream,
-        &mut session,
-        &conn,
-        &mut writer,
-        encoding,
-    )
-    .await;
-    // Leave rooms right away so presence and fan-out stop including us,
-    // before the (bounded) wait for the closing handshake.
-    session.close().await;
-
-    let sink = match end {
-        ReadEnd::WriterDone(sink) => {
-            // We sent Close: give the peer a moment to answer with its own.
-            let wait_for_close = async {
-                while let Some(Ok(message)) = stream.next().await {
-                    if message.is_close() {
-                        break;
-                    }
-                }
-            };
-            let _ = tokio::time::timeout(limits.close_timeout, wait_for_close).await;
-            sink
+/// Closes the connection the way `end` requires.
+async fn close(mut link: Link, mut session: Session, end: End, close_timeout: Duration) {
+    match end {
+        End::Close(reason) => {
+            let sent = tokio::time::timeout(close_timeout, link.send_close(reason)).await;
+            // Leave rooms right away so presence and fan-out stop including
+            // us, before the (bounded) wait for the closing handshake.
+            session.close().await;
+            if matches!(sent, Ok(Ok(()))) {
+                let _ = tokio::time::timeout(close_timeout, link.wait_for_close()).await;
+            }
         }
-        ReadEnd::PeerClosed => {
-            // tungstenite already answered the peer's Close; stop the writer.
-            conn.close_now(CloseCode::Normal, "closed by peer");
-            finish_writer(writer, limits.close_timeout).await
+        End::PeerClosed => {
+            session.close().await;
+            // Send tungstenite's answer to the peer's Close.
+            let _ = tokio::time::timeout(close_timeout, link.ws.flush()).await;
         }
-        ReadEnd::Broken => {
-            let sink = finish_writer(writer, limits.close_timeout).await;
+        End::Broken(reason) => {
+            let _ = tokio::time::timeout(close_timeout, link.send_close(reason)).await;
+            session.close().await;
             // The stream is unusable after the error, but the peer may still
             // be sending (e.g. the rest of an oversized frame). Discard raw
             // bytes briefly so the Close frame is read before TCP goes away,
             // instead of being lost to a reset.
-            if let Some(sink) = sink {
-                if let Ok(ws) = stream.reunite(sink) {
-                    let mut io = ws.into_inner();
-                    drain(&mut io, limits.close_timeout).await;
-                }
-            }
-            None
+            let mut io = link.ws.into_inner();
+            drain(&mut io, close_timeout).await;
         }
-    };
-    drop(sink);
-}
-
-/// Waits for the writer to finish sending its Close, bounded in time.
-async fn finish_writer(
-    writer: JoinHandle<Option<SplitSink<WsStream, Message>>>,
-    limit: Duration,
-) -> Option<SplitSink<WsStream, Message>> {
-    match tokio::time::timeout(limit + Duration::from_millis(100), writer).await {
-        Ok(Ok(sink)) => sink,
-        _ => None,
+        End::Gone => session.close().await,
     }
 }
 
 /// Reads and discards bytes until EOF, an error, or `limit` elapses.
 async fn drain(io: &mut Box<dyn Io>, limit: Duration) {
-    let mut buf = [0u8; 2048];
+    // On the heap: a buffer inside this future would enlarge every
+    // connection's task, idle or not.
+    let mut buf = vec![0u8; 2048];
     let _ = tokio::time::timeout(limit, async {
         loop {
             match io.read(&mut buf).await {
@@ -146,7 +145,7 @@ async fn drain(io: &mut Box<dyn Io>, limit: Duration) {
     .await;
 }
 
-/// Timers of the read side, all served by one sleep.
+/// Timers of the connection, all served by one sleep.
 struct Timers {
     /// When the next WebSocket Ping is due.
     next_ping: Instant,
@@ -156,29 +155,29 @@ struct Timers {
     connect_deadline: Option<Instant>,
     /// Token expiry; `None` when the token does not expire.
     expires_at: Option<Instant>,
+    /// Since when reading is paused because the queue has no room.
+    stalled_since: Option<Instant>,
 }
 
 impl Timers {
     fn next_wake(&self, idle: Duration) -> Instant {
         let mut wake = self.next_ping.min(self.last_seen + idle);
-        if let Some(at) = self.connect_deadline {
-            wake = wake.min(at);
-        }
-        if let Some(at) = self.expires_at {
+        for at in [
+            self.connect_deadline,
+            self.expires_at,
+            self.stalled_since.map(|s| s + idle),
+        ]
+        .into_iter()
+        .flatten()
+        {
             wake = wake.min(at);
         }
         wake
     }
 }
 
-async fn read_loop(
-    shared: &Shared,
-    stream: &mut SplitStream<WsStream>,
-    session: &mut Session,
-    conn: &ConnHandle,
-    writer: &mut JoinHandle<Option<SplitSink<WsStream, Message>>>,
-    encoding: Encoding,
-) -> ReadEnd {
+/// The main loop: returns how the connection must end.
+async fn run(shared: &Shared, link: &mut Link, session: &mut Session) -> End {
     let limits = &shared.config.limits;
     let now = Instant::now();
     let mut timers = Timers {
@@ -186,91 +185,130 @@ async fn read_loop(
         last_seen: now,
         connect_deadline: Some(now + limits.connect_timeout),
         expires_at: None,
+        stalled_since: None,
     };
     let sleep = tokio::time::sleep_until(timers.next_wake(limits.idle_timeout));
     tokio::pin!(sleep);
+    let shutdown = shared.shutdown.cancelled();
+    tokio::pin!(shutdown);
     let mut shutting_down = false;
-    // Set once a close was queued; commands after it are not handled.
-    let mut closing = false;
+    let headroom = COMMAND_HEADROOM.min(limits.outbound_queue / 2);
 
     loop {
-        tokio::select! {
-            biased;
-            sink = &mut *writer => return ReadEnd::WriterDone(sink.ok().flatten()),
-            _ = shared.shutdown.cancelled(), if !shutting_down => {
-                shutting_down = true;
-                conn.close_now(CloseCode::GoingAway, "server shutting down");
+        let mut stalled = false;
+        let event = poll_fn(|cx| {
+            if let Some(reason) = link.conn.urgent_close() {
+                return Poll::Ready(Event::End(End::Close(reason)));
             }
-            _ = &mut sleep => {
+            if !shutting_down && shutdown.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Shutdown);
+            }
+            match link.poll_write(cx) {
+                Poll::Ready(Ok(reason)) => return Poll::Ready(Event::End(End::Close(reason))),
+                Poll::Ready(Err(error)) => {
+                    tracing::debug!(%error, "write failed");
+                    return Poll::Ready(Event::End(End::Gone));
+                }
+                Poll::Pending => {}
+            }
+            if link.conn.has_room(headroom) {
+                match link.ws.poll_next_unpin(cx) {
+                    Poll::Ready(Some(Ok(message))) => return Poll::Ready(Event::Read(message)),
+                    Poll::Ready(None) => return Poll::Ready(Event::End(End::PeerClosed)),
+                    Poll::Ready(Some(Err(error))) => {
+                        return Poll::Ready(Event::End(match read_error_close(&error) {
+                            Some(reason) => {
+                                tracing::debug!(%error, code = reason.code, "closing after read error");
+                                End::Broken(reason)
+                            }
+                            None => End::PeerClosed,
+                        }));
+                    }
+                    Poll::Pending => {}
+                }
+            } else {
+                stalled = true;
+            }
+            if sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Timer);
+            }
+            Poll::Pending
+        })
+        .await;
+        // Track stalls: the writer will make room, or the timer closes us.
+        match (stalled, timers.stalled_since) {
+            (true, None) => {
+                timers.stalled_since = Some(Instant::now());
+                sleep.as_mut().reset(timers.next_wake(limits.idle_timeout));
+            }
+            (false, Some(_)) => timers.stalled_since = None,
+            _ => {}
+        }
+        match event {
+            Event::End(end) => return end,
+            Event::Shutdown => {
+                shutting_down = true;
+                link.conn
+                    .close_now(CloseCode::GoingAway, "server shutting down");
+            }
+            Event::Timer => {
                 let now = Instant::now();
+                if timers
+                    .stalled_since
+                    .is_some_and(|s| s + limits.idle_timeout <= now)
+                {
+                    link.conn
+                        .close_now(CloseCode::SlowConsumer, "slow consumer");
+                }
                 if timers.connect_deadline.is_some_and(|at| at <= now) {
-                    conn.close_now(CloseCode::ConnectTimeout, "connect timeout");
+                    link.conn
+                        .close_now(CloseCode::ConnectTimeout, "connect timeout");
                     timers.connect_deadline = None;
                 }
                 if timers.expires_at.is_some_and(|at| at <= now) {
-                    conn.close_now(CloseCode::PolicyViolation, "token expired");
+                    link.conn
+                        .close_now(CloseCode::PolicyViolation, "token expired");
                     timers.expires_at = None;
                 }
                 if timers.last_seen + limits.idle_timeout <= now {
-                    conn.close_now(CloseCode::IdleTimeout, "idle timeout");
+                    link.conn.close_now(CloseCode::IdleTimeout, "idle timeout");
                     timers.last_seen = now;
                 }
                 if timers.next_ping <= now {
-                    conn.enqueue(Outbound::Ping);
+                    link.conn.enqueue(Outbound::Ping);
                     timers.next_ping = now + limits.ping_interval;
                 }
                 sleep.as_mut().reset(timers.next_wake(limits.idle_timeout));
             }
-            message = stream.next() => {
-                let message = match message {
-                    None => return ReadEnd::PeerClosed,
-                    Some(Ok(message)) => message,
-                    Some(Err(error)) => match read_error_close(&error) {
-                        Some((code, reason)) => {
-                            tracing::debug!(%error, code = code.code(), "closing after read error");
-                            conn.close_now(code, reason);
-                            return ReadEnd::Broken;
-                        }
-                        None => return ReadEnd::PeerClosed,
-                    },
-                };
+            Event::Read(message) => {
                 timers.last_seen = Instant::now();
                 if message.is_close() {
-                    // tungstenite queues the answering Close; the stream ends
-                    // after it is sent.
+                    // tungstenite queues the answering Close; the stream
+                    // ends after it is sent.
                     continue;
                 }
-                if closing {
-                    continue;
-                }
-                let frame = match codec::decode_client(encoding, &message) {
+                let frame = match codec::decode_client(link.encoding, &message) {
                     Ok(Some(frame)) => frame,
                     Ok(None) => continue,
                     Err(DecodeError::WrongFrameType(kind)) => {
                         tracing::debug!(kind, "wrong frame type for subprotocol");
-                        conn.close_now(CloseCode::UnsupportedData, "wrong frame type for subprotocol");
-                        closing = true;
-                        continue;
+                        return End::Close(CloseReason::new(
+                            CloseCode::UnsupportedData,
+                            "wrong frame type for subprotocol",
+                        ));
                     }
                     Err(DecodeError::Malformed(detail)) => {
                         session.malformed(&detail);
                         continue;
                     }
                 };
-                // Slow a pipelining client down instead of overflowing its
-                // queue; a client that stops reading altogether is closed.
-                let headroom = COMMAND_HEADROOM.min(limits.outbound_queue / 2);
-                if tokio::time::timeout(limits.idle_timeout, conn.wait_for_headroom(headroom))
-                    .await
-                    .is_err()
-                {
-                    conn.close_now(CloseCode::SlowConsumer, "slow consumer");
-                    closing = true;
-                    continue;
-                }
                 let was_connected = session.identity().is_some();
-                if session.handle(frame).await == Flow::Close {
-                    closing = true;
+                // Boxed: a command's future is large and short-lived; an idle
+                // connection should not carry room for it.
+                if Box::pin(session.handle(frame)).await == Flow::Close {
+                    // The close was queued after the reply; read nothing more,
+                    // write until it.
+                    return finish_queued(link).await;
                 }
                 if !was_connected {
                     if let Some(identity) = session.identity() {
@@ -288,99 +326,155 @@ async fn read_loop(
     }
 }
 
-/// The close code for a read error, or `None` when the connection is simply
-/// gone (nothing can be sent).
-fn read_error_close(error: &WsError) -> Option<(CloseCode, &'static str)> {
-    match error {
-        WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
-            Some((CloseCode::MessageTooBig, "message too big"))
+/// Writes everything queued up to the ordered close that ends it (or until
+/// an urgent close or a write error), without reading.
+async fn finish_queued(link: &mut Link) -> End {
+    poll_fn(|cx| {
+        if let Some(reason) = link.conn.urgent_close() {
+            return Poll::Ready(End::Close(reason));
         }
-        WsError::Capacity(_) => Some((CloseCode::MessageTooBig, "frame too big")),
-        WsError::Utf8(_) => Some((CloseCode::InvalidPayload, "invalid UTF-8 in text frame")),
+        match link.poll_write(cx) {
+            Poll::Ready(Ok(reason)) => Poll::Ready(End::Close(reason)),
+            Poll::Ready(Err(_)) => Poll::Ready(End::Gone),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// The closing frame for a read error, or `None` when the connection is
+/// simply gone (nothing can be sent).
+fn read_error_close(error: &WsError) -> Option<CloseReason> {
+    let (code, reason) = match error {
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+            (CloseCode::MessageTooBig, "message too big")
+        }
+        WsError::Capacity(_) => (CloseCode::MessageTooBig, "frame too big"),
+        WsError::Utf8(_) => (CloseCode::InvalidPayload, "invalid UTF-8 in text frame"),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
         | WsError::ConnectionClosed
         | WsError::AlreadyClosed
-        | WsError::Io(_) => None,
-        WsError::Protocol(_) => Some((CloseCode::ProtocolError, "websocket protocol error")),
-        _ => Some((CloseCode::InternalError, "internal error")),
-    }
+        | WsError::Io(_) => return None,
+        WsError::Protocol(_) => (CloseCode::ProtocolError, "websocket protocol error"),
+        _ => (CloseCode::InternalError, "internal error"),
+    };
+    Some(CloseReason::new(code, reason))
 }
 
-/// Drains the outbound queue into the socket until a close; returns the sink
-/// so the connection can linger on the raw stream if it needs to.
-async fn write_loop(
-    mut sink: SplitSink<WsStream, Message>,
-    mut rx: mpsc::Receiver<Outbound>,
+/// The socket and the write side's state.
+struct Link {
+    ws: WsStream,
     conn: ConnHandle,
     encoding: Encoding,
-    batch: usize,
-    close_timeout: Duration,
-) -> Option<SplitSink<WsStream, Message>> {
-    let mut buf = Vec::new();
-    let reason = loop {
-        let received = tokio::select! {
-            biased;
-            reason = conn.urgent_close() => break reason,
-            n = rx.recv_many(&mut buf, batch) => n,
-        };
-        if received == 0 {
-            // Every handle is gone; nothing more can be queued.
-            break CloseReason {
-                code: CloseCode::Normal.code(),
-                reason: "closed",
-            };
-        }
-        let write = async {
-            for item in buf.drain(..) {
-                match item {
-                    Outbound::Frame(frame) => sink.feed(codec::to_message(encoding, frame)).await?,
-                    Outbound::Ping => sink.feed(Message::Ping(Bytes::new())).await?,
-                    Outbound::Close(code, reason) => {
-                        sink.flush().await?;
-                        return Ok(Some(CloseReason { code, reason }));
+    /// Frames taken from the queue, being written.
+    batch: VecDeque<Outbound>,
+    /// Most frames fed before a flush.
+    batch_limit: usize,
+    /// Frames fed since the last flush.
+    fed: usize,
+    /// Whether frames were fed and not yet flushed.
+    unflushed: bool,
+}
+
+impl Link {
+    /// Writes what is queued. `Ready(Ok(reason))` when an ordered close was
+    /// reached (everything before it is flushed); `Pending` when everything
+    /// is written or the socket is full (the task is woken by the socket or
+    /// by the next push).
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<CloseReason, WsError>> {
+        loop {
+            if self.batch.is_empty() {
+                if self.unflushed {
+                    match self.ws.poll_flush_unpin(cx) {
+                        Poll::Ready(Ok(())) => {
+                            self.unflushed = false;
+                            self.fed = 0;
+                        }
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
                     }
                 }
+                // Hand the queue an empty buffer: an idle connection then
+                // holds no queue memory at all (one allocation per batch).
+                if self.batch.capacity() > 0 {
+                    self.batch = VecDeque::new();
+                }
+                // Register before looking, so a push right after is not missed.
+                self.conn.register(cx);
+                if self.conn.take_into(&mut self.batch) == 0 {
+                    return Poll::Pending;
+                }
             }
-            sink.flush().await?;
-            Ok::<_, WsError>(None)
-        };
-        let written = tokio::select! {
-            biased;
-            reason = conn.urgent_close() => break reason,
-            written = write => written,
-        };
-        match written {
-            Ok(None) => continue,
-            Ok(Some(reason)) => break reason,
-            Err(error) => {
-                tracing::debug!(%error, "write failed");
-                return None;
+            while let Some(item) = self.batch.front() {
+                if let Outbound::Close(reason) = item {
+                    let reason = *reason;
+                    if self.unflushed {
+                        match self.ws.poll_flush_unpin(cx) {
+                            Poll::Ready(Ok(())) => self.unflushed = false,
+                            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                            Poll::Pending => return Poll::Pending,
+                        }
+                    }
+                    self.batch.clear();
+                    return Poll::Ready(Ok(reason));
+                }
+                if self.fed >= self.batch_limit {
+                    match self.ws.poll_flush_unpin(cx) {
+                        Poll::Ready(Ok(())) => {
+                            self.unflushed = false;
+                            self.fed = 0;
+                        }
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                match self.ws.poll_ready_unpin(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+                let message = match self.batch.pop_front() {
+                    Some(Outbound::Frame(frame)) => codec::to_message(self.encoding, frame),
+                    Some(Outbound::Ping) => Message::Ping(Bytes::new()),
+                    Some(Outbound::Close(_)) | None => unreachable!("checked above"),
+                };
+                self.ws.start_send_unpin(message)?;
+                self.unflushed = true;
+                self.fed += 1;
             }
         }
-    };
-    if reason.code == CloseCode::SlowConsumer.code() {
-        tracing::info!("closing slow consumer");
     }
-    // Drop what is still queued: after a close nothing else is sent.
-    rx.close();
-    let notice = codec::encode_server(&ServerFrame {
-        id: 0,
-        kind: Some(Kind::Disconnect(Disconnect {
-            code: u32::from(reason.code),
-            reason: reason.reason.to_owned(),
-            reconnect: should_reconnect(reason.code),
-        })),
-    });
-    let close = CloseFrame {
-        code: WsCloseCode::from(reason.code),
-        reason: reason.reason.into(),
-    };
-    let send_close = async {
-        sink.feed(codec::to_message(encoding, notice)).await?;
-        sink.send(Message::Close(Some(close))).await
-    };
-    match tokio::time::timeout(close_timeout, send_close).await {
-        Ok(Ok(())) => Some(sink),
-        _ => None,
+
+    /// Sends the `Disconnect` push and the Close frame.
+    async fn send_close(&mut self, reason: CloseReason) -> Result<(), WsError> {
+        if reason.code == CloseCode::SlowConsumer.code() {
+            tracing::info!("closing slow consumer");
+        }
+        self.batch.clear();
+        let notice = codec::encode_server(&ServerFrame {
+            id: 0,
+            kind: Some(Kind::Disconnect(Disconnect {
+                code: u32::from(reason.code),
+                reason: reason.reason.to_owned(),
+                reconnect: should_reconnect(reason.code),
+            })),
+        });
+        let close = CloseFrame {
+            code: WsCloseCode::from(reason.code),
+            reason: reason.reason.into(),
+        };
+        self.ws
+            .feed(codec::to_message(self.encoding, notice))
+            .await?;
+        self.ws.send(Message::Close(Some(close))).await
+    }
+
+    /// After our Close: reads until the peer's Close (or the end).
+    async fn wait_for_close(&mut self) {
+        while let Some(Ok(message)) = self.ws.next().await {
+            if message.is_close() {
+                break;
+            }
+        }
     }
 }

@@ -7,12 +7,20 @@
 //! queue marks that connection a slow consumer and it is closed with
 //! `CLOSE_CODE_SLOW_CONSUMER`, while every other subscriber and the publisher
 //! carry on.
+//!
+//! The queue is a `VecDeque` behind a mutex that is only held to push one
+//! item or to swap the whole queue out, plus a waker for the connection's
+//! task. An idle connection's queue owns no buffer at all, which keeps the
+//! memory of a connected, idle client small; the connection takes everything
+//! queued at once and writes it with one flush.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::Context;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, Notify};
+use futures_util::task::AtomicWaker;
 
 use crate::proto::CloseCode;
 
@@ -28,7 +36,7 @@ pub(crate) enum Outbound {
     Ping,
     /// Send a `Disconnect` push and the Close frame, after everything queued
     /// before it.
-    Close(u16, &'static str),
+    Close(CloseReason),
 }
 
 /// Why and how a connection is being closed.
@@ -38,6 +46,15 @@ pub(crate) struct CloseReason {
     pub(crate) code: u16,
     /// Short reason, sent in the Close frame and the `Disconnect` push.
     pub(crate) reason: &'static str,
+}
+
+impl CloseReason {
+    pub(crate) fn new(code: CloseCode, reason: &'static str) -> Self {
+        Self {
+            code: code.code(),
+            reason,
+        }
+    }
 }
 
 /// Cheap-to-clone handle to a connection's outbound side.
@@ -51,33 +68,32 @@ pub struct ConnHandle {
 struct ConnInner {
     /// Key in room and user maps.
     id: ConnId,
-    /// The bounded queue the connection's writer drains.
-    tx: mpsc::Sender<Outbound>,
+    /// Most items the queue holds.
+    capacity: usize,
+    /// The queue; `None` once the connection stopped accepting frames.
+    queue: Mutex<Option<VecDeque<Outbound>>>,
     /// Set once by the first urgent close; later ones are ignored.
     close: OnceLock<CloseReason>,
-    /// Wakes the writer for an urgent close, which skips the queue (the queue
-    /// may be the very thing that is full).
-    close_signal: Notify,
+    /// Wakes the connection's task: something was queued, or an urgent close
+    /// (which skips the queue: the queue may be the very thing that is full).
+    waker: AtomicWaker,
 }
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
 impl ConnHandle {
-    /// Creates a handle and the receiving end of its queue of `capacity`.
-    pub(crate) fn new(capacity: usize) -> (Self, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(capacity);
+    /// Creates a handle whose queue holds at most `capacity` items.
+    pub fn new(capacity: usize) -> Self {
         let inner = ConnInner {
             id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
-            tx,
+            capacity: capacity.max(1),
+            queue: Mutex::new(Some(VecDeque::new())),
             close: OnceLock::new(),
-            close_signal: Notify::new(),
+            waker: AtomicWaker::new(),
         };
-        (
-            Self {
-                inner: Arc::new(inner),
-            },
-            rx,
-        )
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     /// The connection's number.
@@ -92,25 +108,39 @@ impl ConnHandle {
         self.enqueue(Outbound::Frame(frame))
     }
 
+    fn lock(&self) -> MutexGuard<'_, Option<VecDeque<Outbound>>> {
+        // Pushing or swapping cannot leave the deque half-changed.
+        self.inner
+            .queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub(crate) fn enqueue(&self, item: Outbound) -> bool {
-        match self.inner.tx.try_send(item) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close_now(CloseCode::SlowConsumer, "slow consumer");
+        let full = {
+            let mut guard = self.lock();
+            let Some(queue) = guard.as_mut() else {
+                return false;
+            };
+            if queue.len() < self.inner.capacity {
+                queue.push_back(item);
                 false
+            } else {
+                true
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        };
+        if full {
+            self.close_now(CloseCode::SlowConsumer, "slow consumer");
+            return false;
         }
+        self.inner.waker.wake();
+        true
     }
 
     /// Closes the connection as soon as possible, ahead of anything queued.
     pub fn close_now(&self, code: CloseCode, reason: &'static str) {
-        let reason = CloseReason {
-            code: code.code(),
-            reason,
-        };
-        if self.inner.close.set(reason).is_ok() {
-            self.inner.close_signal.notify_one();
+        if self.inner.close.set(CloseReason::new(code, reason)).is_ok() {
+            self.inner.waker.wake();
         }
     }
 
@@ -118,28 +148,50 @@ impl ConnHandle {
     /// (e.g. after an error reply that explains the close). Falls back to an
     /// urgent close when the queue is full.
     pub(crate) fn close_after_queued(&self, code: CloseCode, reason: &'static str) {
-        if !self.enqueue(Outbound::Close(code.code(), reason)) {
+        if !self.enqueue(Outbound::Close(CloseReason::new(code, reason))) {
             self.close_now(code, reason);
         }
     }
 
-    /// Waits until enough queue slots are free to answer one command and
-    /// deliver what it causes, so a client that pipelines commands is slowed
-    /// down (through TCP backpressure) instead of overflowing its own queue.
-    pub(crate) async fn wait_for_headroom(&self, slots: usize) {
-        // Reserving and immediately releasing the permits only waits; the
-        // frames themselves are queued with `try_send`.
-        let _ = self.inner.tx.reserve_many(slots).await;
+    /// The urgent close, if one was requested.
+    pub(crate) fn urgent_close(&self) -> Option<CloseReason> {
+        self.inner.close.get().copied()
     }
 
-    /// Resolves when an urgent close was requested; returns its reason.
-    pub(crate) async fn urgent_close(&self) -> CloseReason {
-        loop {
-            if let Some(reason) = self.inner.close.get() {
-                return *reason;
+    /// Items waiting in the queue.
+    pub(crate) fn queued(&self) -> usize {
+        self.lock().as_ref().map_or(0, VecDeque::len)
+    }
+
+    /// Whether `slots` more items fit.
+    pub(crate) fn has_room(&self, slots: usize) -> bool {
+        self.queued() + slots <= self.inner.capacity
+    }
+
+    /// Registers the connection's task to be woken by the next push or
+    /// urgent close.
+    pub(crate) fn register(&self, cx: &Context<'_>) {
+        self.inner.waker.register(cx.waker());
+    }
+
+    /// Moves everything queued into `batch` (which must be empty), leaving
+    /// `batch`'s old buffer as the queue's. Returns how many items moved.
+    pub(crate) fn take_into(&self, batch: &mut VecDeque<Outbound>) -> usize {
+        debug_assert!(batch.is_empty());
+        let mut guard = self.lock();
+        match guard.as_mut() {
+            Some(queue) => {
+                std::mem::swap(queue, batch);
+                batch.len()
             }
-            self.inner.close_signal.notified().await;
+            None => 0,
         }
+    }
+
+    /// Stops accepting frames and drops what is queued: after a close
+    /// nothing else is sent.
+    pub(crate) fn shut(&self) {
+        self.lock().take();
     }
 }
 
@@ -147,14 +199,33 @@ impl ConnHandle {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn overflow_marks_slow_consumer() {
-        let (conn, mut rx) = ConnHandle::new(2);
+    #[test]
+    fn overflow_marks_slow_consumer() {
+        let conn = ConnHandle::new(2);
         assert!(conn.push(Bytes::from_static(b"a")));
         assert!(conn.push(Bytes::from_static(b"b")));
+        assert!(!conn.has_room(1));
         assert!(!conn.push(Bytes::from_static(b"c")));
-        let reason = conn.urgent_close().await;
-        assert_eq!(reason.code, 4000);
-        assert!(matches!(rx.recv().await, Some(Outbound::Frame(_))));
+        assert_eq!(conn.urgent_close().map(|r| r.code), Some(4000));
+        let mut batch = VecDeque::new();
+        assert_eq!(conn.take_into(&mut batch), 2);
+        assert!(matches!(batch.pop_front(), Some(Outbound::Frame(_))));
+        assert!(conn.has_room(2));
+    }
+
+    #[test]
+    fn nothing_is_queued_after_shut() {
+        let conn = ConnHandle::new(4);
+        assert!(conn.push(Bytes::from_static(b"a")));
+        conn.shut();
+        assert!(!conn.push(Bytes::from_static(b"b")));
+        assert_eq!(conn.queued(), 0);
+        assert_eq!(
+            conn.urgent_close(),
+            None,
+            "a shut queue is not a slow consumer"
+        );
+        let mut batch = VecDeque::new();
+        assert_eq!(conn.take_into(&mut batch), 0);
     }
 }
