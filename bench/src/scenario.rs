@@ -618,3 +618,116 @@ async fn storm(endpoint: Endpoint, pid: u32, params: &Params) -> Result<Outcome>
         ..Outcome::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! A short run of every scenario against an in-process Switchboard, so
+    //! the tool keeps working; the numbers themselves mean nothing here.
+
+    use super::*;
+    use crate::wire::Target;
+
+    fn small() -> Params {
+        Params {
+            subscribers: 20,
+            rooms: 4,
+            publishes: 50,
+            rate: 0.0,
+            duration: 5.0,
+            payload: 100,
+            window: 16,
+            concurrency: 8,
+            timeout: 20.0,
+            settle: 0.2,
+        }
+    }
+
+    async fn with_server<F, Fut>(f: F)
+    where
+        F: FnOnce(Endpoint, u32) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let done = stop.clone();
+        let config = switchboard::config::Config::default();
+        let server = tokio::spawn(switchboard::server::run(listener, config, async move {
+            done.cancelled().await;
+        }));
+        let endpoint = Endpoint {
+            target: Target::Switchboard,
+            addr,
+        };
+        f(endpoint, std::process::id()).await;
+        stop.cancel();
+        server.await.unwrap().unwrap();
+    }
+
+    fn assert_complete(o: &Outcome) {
+        assert_eq!(o.errors, 0, "{:?}", o.first_error);
+        assert!(o.expected > 0);
+        assert_eq!(o.deliveries, o.expected);
+        assert!(o.p99_us.is_some_and(|p| p > 0.0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fanout_full_speed_and_at_a_rate() {
+        with_server(|endpoint, pid| async move {
+            let o = run(Scenario::Fanout, endpoint, pid, &small())
+                .await
+                .unwrap();
+            assert_complete(&o);
+            assert_eq!(o.expected, 20 * 50);
+            assert!(o.deliveries_per_sec.is_some_and(|d| d > 0.0));
+            assert!(o.cpu_us_per_delivery.is_some());
+            let rated = Params {
+                rate: 50.0,
+                duration: 1.0,
+                ..small()
+            };
+            let o = run(Scenario::Fanout, endpoint, pid, &rated).await.unwrap();
+            assert_complete(&o);
+            assert!(o.label.contains("50 publishes/s"));
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rooms_spread_publishes() {
+        with_server(|endpoint, pid| async move {
+            let params = Params {
+                subscribers: 3,
+                rooms: 60,
+                publishes: 120,
+                ..small()
+            };
+            let o = run(Scenario::Rooms, endpoint, pid, &params).await.unwrap();
+            assert_complete(&o);
+            // Two publisher connections: 60 rooms exceed one's share.
+            assert_eq!(o.connections, 60 * 3 + 2);
+            assert_eq!(o.expected, 120 * 3);
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_rtt_and_connect() {
+        with_server(|endpoint, pid| async move {
+            let o = run(Scenario::Idle, endpoint, pid, &small()).await.unwrap();
+            assert_eq!((o.connections, o.errors), (20, 0));
+            assert!(o.rss_per_connection.is_some());
+            assert!(o.connects_per_sec.is_some_and(|c| c > 0.0));
+
+            let o = run(Scenario::Rtt, endpoint, pid, &small()).await.unwrap();
+            assert_complete(&o);
+            assert_eq!(o.deliveries, 50);
+
+            let o = run(Scenario::Connect, endpoint, pid, &small())
+                .await
+                .unwrap();
+            assert_eq!((o.connections, o.errors), (20, 0));
+        })
+        .await;
+    }
+}
