@@ -1,6 +1,9 @@
 //! Codec micro-benchmarks: what every command and every delivery costs to
 //! decode and encode. Run with `cargo bench --bench codec`.
 
+// criterion's macros generate the undocumented entry points.
+#![allow(missing_docs)]
+
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use prost::Message as _;

@@ -4,6 +4,9 @@
 //! no buffer), as for a message into a quiet room. Run with
 //! `cargo bench --bench hub`.
 
+// criterion's macros generate the undocumented entry points.
+#![allow(missing_docs)]
+
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use switchboard::hub::{Hub, Subscriber};
