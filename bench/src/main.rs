@@ -58,6 +58,10 @@ enum Cmd {
         /// Repository root (where the targets' programs are).
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/.."))]
         repo: PathBuf,
+        /// The Switchboard binary to start (default: the release build in
+        /// `--repo`); e.g. an older build for a before/after comparison.
+        #[arg(long)]
+        switchboard_bin: Option<PathBuf>,
         /// Append the outcome as one JSON line to this file.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -87,6 +91,7 @@ fn main() -> Result<()> {
             addr,
             pid,
             repo,
+            switchboard_bin,
             out,
             tag,
             params,
@@ -96,7 +101,10 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()?;
             let outcome = runtime.block_on(async {
-                let programs = Programs::in_repo(&repo);
+                let mut programs = Programs::in_repo(&repo);
+                if let Some(bin) = switchboard_bin {
+                    programs.switchboard = bin;
+                }
                 let (running, endpoint, pid) = match (addr, pid) {
                     (Some(addr), Some(pid)) => (None, Endpoint { target, addr }, pid),
                     _ => {

@@ -68,6 +68,7 @@ impl Running {
 /// Starts `target` on a free loopback port and waits until it accepts
 /// connections (bounded by `timeout`).
 pub async fn start(target: Target, programs: &Programs, timeout: Duration) -> Result<Running> {
+    let mut chosen = None;
     let mut command = match target {
         Target::Switchboard => {
             let mut c = Command::new(&programs.switchboard);
@@ -82,13 +83,20 @@ pub async fn start(target: Target, programs: &Programs, timeout: Duration) -> Re
             c
         }
         Target::Centrifugo => {
+            // Centrifugo does not report the port it bound: pick one.
             let port = free_port()?;
-            let config = programs.repo.join("bench/peers/centrifugo/config.json");
+            chosen = Some(SocketAddr::from(([127, 0, 0, 1], port)));
+            let config =
+                std::path::absolute(programs.repo.join("bench/peers/centrifugo/config.json"))?;
+            if !config.is_file() {
+                bail!("missing {}", config.display());
+            }
             let mut c = Command::new(&programs.centrifugo);
             c.arg("--config")
                 .arg(&config)
-                .env("CENTRIFUGO_HTTP_SERVER_ADDRESS", "127.0.0.1")
-                .env("CENTRIFUGO_HTTP_SERVER_PORT", port.to_string());
+                .args(["--http_server.address", "127.0.0.1"])
+                .arg("--http_server.port")
+                .arg(port.to_string());
             c
         }
         Target::Socketio => {
@@ -126,6 +134,26 @@ pub async fn start(target: Target, programs: &Programs, timeout: Duration) -> Re
     }
     drop(tx);
     let wait = async {
+        if let Some(addr) = chosen {
+            // Ready once it accepts connections (its output stays quiet).
+            loop {
+                if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                    return Ok(addr);
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    let mut seen = Vec::new();
+                    while let Ok(line) = rx.try_recv() {
+                        seen.push(line);
+                    }
+                    bail!(
+                        "{} exited ({status}); output:\n{}",
+                        target.name(),
+                        seen.join("\n")
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         let mut seen = Vec::new();
         while let Some(line) = rx.recv().await {
             if let Some(addr) = listening_addr(&line) {

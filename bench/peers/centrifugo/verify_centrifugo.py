@@ -189,6 +189,7 @@ class Client:
         self.auto_pong = True
         self.closed = None         # (code, reason)
         self.closed_at = None
+        self.text_frames = 0
         self.task = asyncio.create_task(self._reader())
         self.waiters = []
 
@@ -196,6 +197,7 @@ class Client:
         try:
             async for frame in self.ws:
                 if isinstance(frame, str):
+                    self.text_frames += 1
                     frame = frame.encode()
                 t = time.monotonic()
                 idx = len(self.frames)
@@ -375,6 +377,7 @@ async def run(port: int):
           f"max per frame {max(per_frame)}, frames with >1 message: {sum(1 for n in per_frame if n > 1)}")
     check(got == [b"b%04d" % i for i in range(burst)], "burst delivered complete and in order")
     check(max(per_frame) <= 16, "at most 16 messages per server frame (centrifuge writer default)")
+    check(a.text_frames == 0 and b.text_frames == 0, "all server frames are binary WS frames")
 
     if os.environ.get("VERIFY_SKIP_PING"):
         print("\n== ping check skipped")

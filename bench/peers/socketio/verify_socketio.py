@@ -148,6 +148,12 @@ async def run(port):
     print(f"  [B] frame ({len(fb or '')} chars): {fb}")
     check(fb is not None, "B receives 42[\"message\",data] with identical data")
     check(fa is not None, "A (publisher, member of the room) receives its own message")
+    na = len(a.frames)
+    await a.ws.send(event("publish", ROOM, "with-ack", ack_id=3))
+    await a.wait_for(lambda f: f == "433[]", start=na)
+    order = [f if f == "433[]" else "message" for _, f in a.frames[na:] if f == "433[]" or is_message(f, "with-ack")]
+    print(f"  [A] publish with ack id 3: order on A's socket = {order}")
+    check(order == ["message", "433[]"], "own message is written before the ack")
     check(len(fb or "") == len(payload) + len('42["message",""]'), "frame = 16 bytes of envelope (42[\"message\",\"\"]) + the string")
 
     print("\n== C, not in the room, publishes")
