@@ -118,7 +118,7 @@ step "build the server binary for the SDK suites"
 cargo build ${cargo_flags[@]+"${cargo_flags[@]}"} --bin switchboard
 export SWITCHBOARD_BIN="$PWD/target/debug/switchboard"
 
-for sdk in typescript python go; do
+for sdk in typescript python go java; do
   step "$sdk SDK"
   set +e
   "clients/$sdk/test.sh" 2>&1 | tee "$test_log"

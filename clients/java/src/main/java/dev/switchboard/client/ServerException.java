@@ -1,0 +1,111 @@
+package dev.switchboard.client;
+
+import dev.switchboard.v1.ErrorCode;
+
+/**
+ * The server answered a command with an {@code Error}. The connection stays usable.
+ *
+ * <p>Match on {@link #getCode()} (never on the message): for example {@code
+ * ErrorCode.ERROR_CODE_NOT_JOINED}. {@link #isTemporary()} tells whether the same command may
+ * succeed if retried later (with backoff); {@link #getRetryAfterMs()} is set for {@code
+ * ERROR_CODE_RATE_LIMITED}.
+ */
+public final class ServerException extends SwitchboardException {
+  private static final long serialVersionUID = 1L;
+
+  /** The wire value of the code, kept even when this SDK does not know it. */
+  private final int codeNumber;
+  /** The server's human-readable detail, for logs. */
+  private final String serverMessage;
+  /** Whether retrying the same command later may succeed. */
+  private final boolean temporary;
+  /** For rate limiting: how long to wait before retrying. */
+  private final int retryAfterMs;
+  /** The command that failed ("publish", "join", ...). */
+  private final String command;
+
+  ServerException(dev.switchboard.v1.Error error, String command) {
+    super(describe(error, command));
+    this.codeNumber = error.getCodeValue();
+    this.serverMessage = error.getMessage();
+    this.temporary = error.getTemporary();
+    this.retryAfterMs = error.getRetryAfterMs();
+    this.command = command;
+  }
+
+  private static String describe(dev.switchboard.v1.Error error, String command) {
+    String kind = error.getTemporary() ? "temporary" : "terminal";
+    String prefix = command.isEmpty() ? "" : command + " failed: ";
+    return prefix + codeName(error.getCodeValue()) + " (" + kind + "): " + error.getMessage();
+  }
+
+  private static String codeName(int number) {
+    ErrorCode code = ErrorCode.forNumber(number);
+    return code != null ? code.name() : "ERROR_CODE_" + number;
+  }
+
+  /**
+   * The error code.
+   *
+   * @return the code, or {@link ErrorCode#UNRECOGNIZED} for a code newer than this SDK (see
+   *     {@link #getCodeNumber()})
+   */
+  public ErrorCode getCode() {
+    ErrorCode code = ErrorCode.forNumber(codeNumber);
+    return code != null ? code : ErrorCode.UNRECOGNIZED;
+  }
+
+  /**
+   * The code's wire value.
+   *
+   * @return the number of the code
+   */
+  public int getCodeNumber() {
+    return codeNumber;
+  }
+
+  /**
+   * The code's name.
+   *
+   * @return e.g. "ERROR_CODE_NOT_JOINED"
+   */
+  public String getCodeName() {
+    return codeName(codeNumber);
+  }
+
+  /**
+   * The server's detail message; for logs, not for matching.
+   *
+   * @return the message
+   */
+  public String getServerMessage() {
+    return serverMessage;
+  }
+
+  /**
+   * Whether the same command may succeed if retried later.
+   *
+   * @return true for retryable errors
+   */
+  public boolean isTemporary() {
+    return temporary;
+  }
+
+  /**
+   * How long to wait before retrying, for {@code ERROR_CODE_RATE_LIMITED}.
+   *
+   * @return milliseconds, 0 otherwise
+   */
+  public int getRetryAfterMs() {
+    return retryAfterMs;
+  }
+
+  /**
+   * The command that failed.
+   *
+   * @return e.g. "publish"
+   */
+  public String getCommand() {
+    return command;
+  }
+}
