@@ -190,8 +190,12 @@ report_args=(--results docs/bench/results.jsonl --meta docs/bench/meta.json
 if [[ -f docs/bench/baseline.jsonl ]]; then
   report_args+=(--baseline docs/bench/baseline.jsonl)
 fi
-if [[ -f docs/bench/notes.md ]]; then
-  report_args+=(--include docs/bench/notes.md)
-fi
+# Prose about the performance work, then the profiles (scripts/profile.sh)
+# of the build before it and of this one.
+for include in docs/bench/notes.md docs/bench/profile-before.md docs/bench/profile.md; do
+  if [[ -f $include ]]; then
+    report_args+=(--include "$include")
+  fi
+done
 "$bench" report "${report_args[@]}"
 echo "wrote docs/BENCHMARKS.md and docs/benchmarks.svg"

@@ -9,9 +9,10 @@
 #     receive 100 publishes/s (switchboard-bench fanout --rate 100); the
 #     hottest symbols, kernel and user space.
 #
-#   scripts/profile.sh [SERVER_BIN] [OUT]
+#   scripts/profile.sh [SERVER_BIN] [OUT] [TITLE]
 #     SERVER_BIN  default target/release/switchboard (built here)
 #     OUT         default docs/bench/profile.md
+#     TITLE       names the build in the headings (default: "this build")
 #
 # Needs valgrind and perf (Debian: valgrind, linux-perf); apt-get installs
 # them when missing and running as root.
@@ -21,6 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --release --locked -p switchboard -p switchboard-bench --bins
 server=${1:-target/release/switchboard}
 out=${2:-docs/bench/profile.md}
+title=${3:-this build}
 bench=target/release/switchboard-bench
 work=$(mktemp -d)
 trap 'rm -rf "$work"; [[ -n "${pid:-}" ]] && kill "$pid" 2>/dev/null || true' EXIT
@@ -78,10 +80,10 @@ perf report -i "$work/perf.data" --no-children --sort dso,symbol --stdio -g none
   >"$work/perf.txt" 2>/dev/null
 
 mkdir -p "$(dirname "$out")"
-python3 - "$work" "$connections" "$server" >"$out" <<'PY'
+python3 - "$work" "$connections" "$title" >"$out" <<'PY'
 import collections, json, re, sys
 
-work, connections, server = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+work, connections, title = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
 
 def shorten(name):
@@ -127,7 +129,7 @@ for line in lines[start:]:
 
 idle = json.load(open(f"{work}/idle.json"))
 total = sum(sites.values())
-print(f"### Idle memory by allocation site (`{server}`)\n")
+print(f"### Idle memory by allocation site: {title}\n")
 print(f"valgrind massif, peak heap with {connections:,} connections joined and idle "
       f"(`switchboard-bench run --scenario idle --subscribers {connections}`): "
       f"{total / connections:,.0f} heap bytes per connection; the same run's RSS delta was "
@@ -144,7 +146,7 @@ for line in open(f"{work}/perf.txt"):
     if m:
         rows.append((float(m.group(1)), m.group(2), m.group(3), m.group(4).strip()))
 kernel = sum(r[0] for r in rows if r[2] == "k")
-print(f"\n### CPU at 100 publishes/s into 1,000 subscribers (`{server}`)\n")
+print(f"\n### CPU at 100 publishes/s into 1,000 subscribers: {title}\n")
 print(f"`perf record -F 999 -e cpu-clock -g` on the server during "
       f"`switchboard-bench run --scenario fanout --subscribers 1000 --rate 100`: "
       f"{fanout['cpu_us_per_delivery']:.2f} µs of server CPU per delivery; "
