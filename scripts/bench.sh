@@ -174,7 +174,7 @@ meta = {
     "commit": e["M_COMMIT"],
     "command": e["M_COMMAND"],
     "rounds": e["M_RUNS"] + " per target and scenario, targets alternating",
-    "switchboard": "release build of this commit, default configuration (log level warn)",
+    "switchboard": "release build of this commit, default configuration except log level warn and rate limits off (limits.*_per_second = 0, as the peers have none)",
     "yardstick": "bench/src/bin/yardstick.rs, release build",
     "centrifugo": e["M_CENTRIFUGO"],
     "socket.io": e["M_SOCKETIO"],

@@ -7,7 +7,8 @@
 #      buf lint, and buf breaking against the previous commit's proto tree;
 #   3. SDKs: each client's own test.sh (it installs its pinned dependencies,
 #      lints, and runs vectors, scenarios and reconnect tests against the
-#      server binary built here).
+#      server binary built here);
+#   4. fuzzing: each cargo-fuzz target for FUZZ_SECONDS (default 60).
 #
 # Usage: scripts/test.sh        (CI=true adds --locked to every cargo command
 #                                and requires a clean git tree after generation)
@@ -129,6 +130,16 @@ for sdk in typescript python go java; do
     exit "$sdk_status"
   fi
 done
+
+step "fuzz: codec and dispatch (${FUZZ_SECONDS:-60} s each)"
+set +e
+scripts/fuzz.sh 2>&1 | tee "$test_log"
+fuzz_status=${PIPESTATUS[0]}
+set -e
+count_suite fuzz
+if [[ $fuzz_status -ne 0 ]]; then
+  exit "$fuzz_status"
+fi
 
 current_step="done"
 printf '\nAll checks passed: fmt, clippy, generated code, buf lint and breaking, and\n'

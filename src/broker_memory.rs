@@ -209,28 +209,6 @@ impl MemoryBroker {
         removed
     }
 
-    /// Runs [`sweep`](Self::sweep) every `every` until `stop` resolves.
-    pub async fn sweep_until(
-        self: Arc<Self>,
-        every: Duration,
-        stop: impl std::future::Future<Output = ()>,
-    ) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tick.tick() => {
-                    let removed = self.sweep();
-                    if removed > 0 {
-                        tracing::debug!(removed, "swept idle rooms");
-                    }
-                }
-            }
-        }
-    }
-
     /// Subscribes and computes the join result under the room's lock, and
     /// hands it to `reply` while still holding it, so nothing published after
     /// the join can be queued to the subscriber before the reply.

@@ -13,12 +13,15 @@
 //! server and is ignored; `SWITCHBOARD_LIMITS__TYPO` is still an error.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+
+pub use crate::auth::{AuthConfig, KeyConfig};
+pub use crate::permissions::PermissionsConfig;
 
 /// Largest frame the protocol allows at all; `limits.max_message_size` may
 /// not exceed it.
@@ -32,10 +35,21 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Development mode: allows anonymous logins by name (no token). Default
     /// `true`, so a fresh checkout runs with no setup; set `false` in
-    /// production and configure `auth.jwt_secret`.
+    /// production and configure token keys (`auth.jwt_secret`, `auth.keys`
+    /// or `auth.jwks_file`). Refused on a listen address other than loopback
+    /// unless `development_on_public_address` is set.
     pub development: bool,
+    /// Allows development mode on a non-loopback listen address. Default
+    /// `false`.
+    pub development_on_public_address: bool,
+    /// TLS termination. Default: off (plain HTTP and WebSocket).
+    pub tls: TlsConfig,
+    /// HTTP upgrade settings: origins and the handshake timeout.
+    pub http: HttpConfig,
     /// Authentication settings.
     pub auth: AuthConfig,
+    /// Room and direct-message permissions.
+    pub permissions: PermissionsConfig,
     /// Per-connection limits and timeouts.
     pub limits: LimitsConfig,
     /// Room history and idempotency settings.
@@ -53,7 +67,11 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             development: true,
+            development_on_public_address: false,
+            tls: TlsConfig::default(),
+            http: HttpConfig::default(),
             auth: AuthConfig::default(),
+            permissions: PermissionsConfig::default(),
             limits: LimitsConfig::default(),
             history: HistoryConfig::default(),
             log: LogConfig::default(),
@@ -62,16 +80,49 @@ impl Default for Config {
     }
 }
 
-/// Authentication settings.
+/// TLS termination with rustls. Both files or neither.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Secret for HS256-signed JWTs. Required outside development mode.
-    /// Default: none (only anonymous development logins work).
-    pub jwt_secret: Option<String>,
-    /// Clock skew allowed when checking `exp` and `nbf`. Default `0s`.
+pub struct TlsConfig {
+    /// Certificate chain in PEM (leaf first). Default: none.
+    pub cert: Option<PathBuf>,
+    /// Private key in PEM (PKCS#8, PKCS#1 or SEC1). Default: none.
+    pub key: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Whether TLS is configured.
+    pub fn enabled(&self) -> bool {
+        self.cert.is_some() || self.key.is_some()
+    }
+}
+
+/// HTTP upgrade settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Origins allowed to open a WebSocket (exact match of the `Origin`
+    /// header, e.g. `https://app.example.com`). Empty: any origin. Default
+    /// empty.
+    pub allowed_origins: Vec<String>,
+    /// Whether an upgrade without an `Origin` header (not a browser: mobile
+    /// apps, servers, CLI tools) is accepted when `allowed_origins` is set.
+    /// Default `true`.
+    pub allow_missing_origin: bool,
+    /// Time allowed for a new TCP connection to complete its TLS handshake
+    /// (if any) and send the whole HTTP request head. Default `10s`.
     #[serde(with = "humantime_serde")]
-    pub leeway: Duration,
+    pub handshake_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            allow_missing_origin: true,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Per-connection limits and timeouts.
@@ -104,6 +155,34 @@ pub struct LimitsConfig {
     /// before dropping the TCP connection. Default `2s`.
     #[serde(with = "humantime_serde")]
     pub close_timeout: Duration,
+    /// WebSocket connections open at once on this node; more get HTTP 503
+    /// before the upgrade. Default `100000`.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address; more get HTTP 503.
+    /// Default `1000`.
+    pub max_connections_per_ip: usize,
+    /// Connections open at once for one user (counted at `connect`); more
+    /// are closed with 1013. Default `100`.
+    pub max_connections_per_user: usize,
+    /// Commands one connection may send per second (sustained; `0`: no
+    /// limit). Over the limit a command gets `ERROR_CODE_RATE_LIMITED` with
+    /// `retry_after_ms`. Default `1000`.
+    pub commands_per_second: u32,
+    /// Commands one connection may send in a burst. Default `2000`.
+    pub command_burst: u32,
+    /// Publishes per second for one user, across their connections on this
+    /// node (`0`: no limit). Default `1000`.
+    pub publishes_per_second: u32,
+    /// Publishes one user may send in a burst. Default `2000`.
+    pub publish_burst: u32,
+    /// New WebSocket connections per second from one IP address (`0`: no
+    /// limit); more get HTTP 429 with `Retry-After`. Default `200`.
+    pub connects_per_second: u32,
+    /// New connections one IP address may open in a burst. Default `1000`.
+    pub connect_burst: u32,
+    /// Rate-limited commands in a row after which the connection is closed
+    /// with 4003. Default `50`.
+    pub rate_limit_strikes: u32,
 }
 
 impl Default for LimitsConfig {
@@ -117,6 +196,16 @@ impl Default for LimitsConfig {
             ping_interval: Duration::from_secs(25),
             idle_timeout: Duration::from_secs(60),
             close_timeout: Duration::from_secs(2),
+            max_connections: 100_000,
+            max_connections_per_ip: 1000,
+            max_connections_per_user: 100,
+            commands_per_second: 1000,
+            command_burst: 2000,
+            publishes_per_second: 1000,
+            publish_burst: 2000,
+            connects_per_second: 200,
+            connect_burst: 1000,
+            rate_limit_strikes: 50,
         }
     }
 }
@@ -236,9 +325,28 @@ impl Config {
     /// Checks the cross-field rules that serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
-        if !self.development && self.auth.jwt_secret.as_deref().unwrap_or("").is_empty() {
-            return invalid("auth.jwt_secret is required when development = false");
+        if !self.development && !self.auth.has_keys() {
+            return invalid(
+                "a token key (auth.jwt_secret, auth.keys or auth.jwks_file) is required when development = false",
+            );
         }
+        if self.development
+            && !self.listen.ip().is_loopback()
+            && !self.development_on_public_address
+        {
+            return Err(ConfigError::Invalid(format!(
+                "development mode (anonymous logins) on {} is refused: listen on a loopback address, \
+                 set development = false, or set development_on_public_address = true",
+                self.listen
+            )));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return invalid("tls.cert and tls.key go together");
+        }
+        if self.auth.rooms_claim.is_empty() {
+            return invalid("auth.rooms_claim must not be empty");
+        }
+        self.permissions.validate().map_err(ConfigError::Invalid)?;
         let limits = &self.limits;
         if limits.max_message_size < 256 || limits.max_message_size > MAX_MESSAGE_SIZE_CEILING {
             return invalid("limits.max_message_size must be between 256 and 16777216");
@@ -253,6 +361,27 @@ impl Config {
             return invalid("limits.max_rooms_per_connection must be at least 1");
         }
         for (name, value) in [
+            ("limits.max_connections", limits.max_connections),
+            ("limits.max_connections_per_ip", limits.max_connections_per_ip),
+            ("limits.max_connections_per_user", limits.max_connections_per_user),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
+        }
+        for (name, rate, burst) in [
+            ("limits.commands_per_second", limits.commands_per_second, limits.command_burst),
+            ("limits.publishes_per_second", limits.publishes_per_second, limits.publish_burst),
+            ("limits.connects_per_second", limits.connects_per_second, limits.connect_burst),
+        ] {
+            if rate > 0 && burst == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} is set, so its burst must be at least 1"
+                )));
+            }
+        }
+        for (name, value) in [
+            ("http.handshake_timeout", self.http.handshake_timeout),
             ("limits.connect_timeout", limits.connect_timeout),
             ("limits.ping_interval", limits.ping_interval),
             ("limits.idle_timeout", limits.idle_timeout),

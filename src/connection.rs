@@ -77,7 +77,12 @@ enum Event {
 }
 
 /// Runs a connection until it is closed, however that happens.
-pub(crate) async fn serve(shared: Arc<Shared>, ws: WsStream, encoding: Encoding) {
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    ws: WsStream,
+    encoding: Encoding,
+    bearer: Option<String>,
+) {
     let limits = &shared.config.limits;
     let conn = ConnHandle::new(limits.outbound_queue);
     let mut link = Link {
@@ -89,7 +94,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, ws: WsStream, encoding: Encoding)
         fed: 0,
         unflushed: false,
     };
-    let mut session = Session::new(shared.clone(), conn.clone());
+    let mut session = Session::new(shared.clone(), conn.clone(), bearer);
     let end = run(&shared, &mut link, &mut session).await;
     // Nothing queued from now on is sent.
     conn.shut();
@@ -302,7 +307,7 @@ async fn run(shared: &Shared, link: &mut Link, session: &mut Session) -> End {
                         continue;
                     }
                 };
-                let was_connected = session.identity().is_some();
+                let expiry_before = session.identity().map(|i| i.expires_at);
                 // Boxed: a command's future is large and short-lived; an idle
                 // connection should not carry room for it.
                 if Box::pin(session.handle(frame)).await == Flow::Close {
@@ -310,16 +315,16 @@ async fn run(shared: &Shared, link: &mut Link, session: &mut Session) -> End {
                     // write until it.
                     return finish_queued(link).await;
                 }
-                if !was_connected {
-                    if let Some(identity) = session.identity() {
-                        timers.connect_deadline = None;
-                        timers.expires_at = identity.expires_at.map(|secs| {
-                            let now_secs = crate::ids::now_ms() / 1000;
-                            let left = (secs as i64 - now_secs).max(0) as u64;
-                            Instant::now() + Duration::from_secs(left)
-                        });
-                        sleep.as_mut().reset(timers.next_wake(limits.idle_timeout));
-                    }
+                // Connected, or the token was refreshed: (re)arm the timers.
+                let expiry = session.identity().map(|i| i.expires_at);
+                if let (Some(expires_at), true) = (expiry, expiry != expiry_before) {
+                    timers.connect_deadline = None;
+                    timers.expires_at = expires_at.map(|secs| {
+                        let now_secs = crate::ids::now_ms() / 1000;
+                        let left = (secs as i64 - now_secs).max(0) as u64;
+                        Instant::now() + Duration::from_secs(left)
+                    });
+                    sleep.as_mut().reset(timers.next_wake(limits.idle_timeout));
                 }
             }
         }

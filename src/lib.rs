@@ -35,14 +35,20 @@ pub mod codec;
 pub mod codes;
 pub mod config;
 mod connection;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hub;
 pub mod ids;
+mod limits;
 pub mod outbound;
+pub mod permissions;
 pub mod presence;
 pub mod presence_memory;
 pub mod server;
 mod session;
 pub mod shutdown;
+pub mod tls;
 
 pub mod proto {
     //! Generated types for the `switchboard.v1` package, with their canonical

@@ -1,6 +1,7 @@
 //! The listener: HTTP routes, the WebSocket upgrade, and graceful shutdown.
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,21 +9,25 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, KeyError};
 use crate::broker::Broker;
 use crate::broker_memory::MemoryBroker;
 use crate::codec::Encoding;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, HttpConfig};
+use crate::limits::Limits;
+use crate::tls;
 use crate::connection::{self, Io};
 use crate::hub::Hub;
 use crate::presence::Presence;
@@ -46,6 +51,12 @@ pub enum ServerError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A token key could not be loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// Accepting or serving failed.
     #[error("server I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -63,12 +74,44 @@ pub(crate) struct Shared {
     pub(crate) hub: Hub,
     /// Verifies `connect`.
     pub(crate) auth: Authenticator,
+    /// Connection caps and rate limits.
+    pub(crate) limits: Limits,
     /// Cancelled when the server starts shutting down.
     pub(crate) shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
     /// tungstenite limits derived from the configuration.
     ws_config: WebSocketConfig,
+}
+
+impl Shared {
+    /// The node's state from a configuration (validated here), with the
+    /// in-memory broker.
+    pub(crate) fn new(config: Config) -> Result<(Arc<Shared>, Arc<MemoryBroker>), ServerError> {
+        config.validate()?;
+        let auth = Authenticator::new(&config)?;
+        let hub = Hub::new();
+        let broker = Arc::new(MemoryBroker::new(hub.clone(), config.history.clone()));
+        let max = config.limits.max_message_size;
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER_SIZE)
+            .write_buffer_size(WRITE_BUFFER_SIZE)
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max));
+        let limits = Limits::new(&config.limits);
+        let shared = Arc::new(Shared {
+            auth,
+            limits,
+            config,
+            broker: broker.clone(),
+            presence: Arc::new(MemoryPresence::default()),
+            hub,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            ws_config,
+        });
+        Ok((shared, broker))
+    }
 }
 
 /// Serves on `listener` until `shutdown` resolves, then closes every
@@ -78,53 +121,64 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    config.validate()?;
-    let hub = Hub::new();
-    let broker = Arc::new(MemoryBroker::new(hub.clone(), config.history.clone()));
-    let max = config.limits.max_message_size;
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_SIZE)
-        .write_buffer_size(WRITE_BUFFER_SIZE)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max));
-    let shared = Arc::new(Shared {
-        auth: Authenticator::new(&config),
-        config,
-        broker: broker.clone(),
-        presence: Arc::new(MemoryPresence::default()),
-        hub,
-        shutdown: CancellationToken::new(),
-        tracker: TaskTracker::new(),
-        ws_config,
-    });
-    let sweeper = tokio::spawn(
-        broker
-            .clone()
-            .sweep_until(SWEEP_INTERVAL, shared.shutdown.clone().cancelled_owned()),
-    );
+    let tls = match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let (shared, broker) = Shared::new(config)?;
+    let sweeper = tokio::spawn(sweep(
+        broker,
+        shared.clone(),
+        shared.shutdown.clone().cancelled_owned(),
+    ));
 
     let app = Router::new()
         .route("/ws", get(upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(shared.clone());
-    let listener = listener.tap_io(|tcp| {
-        // Frames are small and latency matters; the writer batches itself.
-        let _ = tcp.set_nodelay(true);
-    });
+    // HTTP connections (before or without an upgrade); upgraded WebSockets
+    // are tracked in `shared.tracker`.
+    let http = TaskTracker::new();
     let stop = shared.shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stop.cancel();
-        })
-        .await?;
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off briefly
+                    // instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Frames are small and latency matters; the writer batches itself.
+        let _ = stream.set_nodelay(true);
+        let service = app.clone().map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(Peer(peer));
+            request
+        });
+        http.spawn(serve_http(
+            stream,
+            tls.clone(),
+            TowerToHyperService::new(service),
+            shared.config.http.handshake_timeout,
+            stop.clone(),
+        ));
+    }
 
+    stop.cancel();
+    http.close();
     shared.tracker.close();
     let timeout = shared.config.shutdown_timeout;
-    if tokio::time::timeout(timeout, shared.tracker.wait())
-        .await
-        .is_err()
-    {
+    let drained = async {
+        http.wait().await;
+        shared.tracker.wait().await;
+    };
+    if tokio::time::timeout(timeout, drained).await.is_err() {
         tracing::warn!(
             remaining = shared.tracker.len(),
             "connections still open after shutdown_timeout"
@@ -134,12 +188,96 @@ pub async fn run(
     Ok(())
 }
 
-/// `GET /ws`: validates the upgrade request, negotiates the subprotocol and
-/// hands the upgraded connection to a connection task.
+/// Periodic housekeeping: idle rooms and rate-limiter state.
+async fn sweep(
+    broker: Arc<MemoryBroker>,
+    shared: Arc<Shared>,
+    stop: tokio_util::sync::WaitForCancellationFutureOwned,
+) {
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {
+                let removed = broker.sweep();
+                if removed > 0 {
+                    tracing::debug!(removed, "swept idle rooms");
+                }
+                shared.limits.sweep();
+            }
+        }
+    }
+}
+
+/// One accepted TCP connection: optional TLS, then HTTP/1.1 with upgrades.
+/// The TLS handshake and the request head must arrive within
+/// `handshake_timeout`, so a slow or partial request cannot hold a socket.
+async fn serve_http<S>(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    service: S,
+    handshake_timeout: Duration,
+    stop: CancellationToken,
+) where
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = Response,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let io: Box<dyn Io> = match tls {
+        None => Box::new(stream),
+        Some(acceptor) => {
+            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => Box::new(tls),
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+    };
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(handshake_timeout)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "HTTP connection ended with an error");
+            }
+        }
+        _ = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+/// The client's address, attached to every request.
+#[derive(Clone, Copy, Debug)]
+struct Peer(SocketAddr);
+
+/// `GET /ws`: validates the upgrade request (headers, origin, limits),
+/// negotiates the subprotocol and hands the upgraded connection to a
+/// connection task.
 async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Response {
     let headers = request.headers();
     if let Err(message) = check_upgrade_headers(headers) {
         return (StatusCode::BAD_REQUEST, message).into_response();
+    }
+    if let Err(message) = check_origin(&shared.config.http, headers) {
+        return (StatusCode::FORBIDDEN, message).into_response();
     }
     let offered = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
@@ -152,9 +290,31 @@ async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Res
         return (StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key").into_response();
     };
     let accept = derive_accept_key(key.as_bytes());
+    let bearer = match bearer_token(headers) {
+        Ok(token) => token,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
     if shared.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
+    let ip = request
+        .extensions()
+        .get::<Peer>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip());
+    if let Err(wait) = shared.limits.check_connect_rate(ip) {
+        let mut response =
+            (StatusCode::TOO_MANY_REQUESTS, "too many new connections from this address")
+                .into_response();
+        let secs = wait.as_secs().max(1).to_string();
+        if let Ok(value) = HeaderValue::from_str(&secs) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
+    let slot = match shared.limits.open_connection(ip) {
+        Ok(slot) => slot,
+        Err(message) => return (StatusCode::SERVICE_UNAVAILABLE, message).into_response(),
+    };
     let Some(on_upgrade) = request
         .extensions_mut()
         .remove::<hyper::upgrade::OnUpgrade>()
@@ -169,6 +329,8 @@ async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Res
     let encoding = negotiated.unwrap_or(Encoding::Proto);
     let tracker = shared.tracker.clone();
     tracker.spawn(async move {
+        // Held until the connection ends: counts it against the caps.
+        let _slot = slot;
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(error) => {
@@ -178,7 +340,7 @@ async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Res
         };
         let io: Box<dyn Io> = Box::new(TokioIo::new(upgraded));
         let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(shared.ws_config)).await;
-        connection::serve(shared, ws, encoding).await;
+        connection::serve(shared, ws, encoding, bearer).await;
     });
 
     let mut response = Response::new(axum::body::Body::empty());
@@ -196,6 +358,47 @@ async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Res
         );
     }
     response
+}
+
+/// The origin policy: with `http.allowed_origins` empty every origin is
+/// accepted; otherwise the `Origin` header must equal one of them exactly,
+/// and a request without one is accepted only if `allow_missing_origin`.
+fn check_origin(http: &HttpConfig, headers: &HeaderMap) -> Result<(), &'static str> {
+    if http.allowed_origins.is_empty() {
+        return Ok(());
+    }
+    match headers.get(header::ORIGIN) {
+        None if http.allow_missing_origin => Ok(()),
+        None => Err("an Origin header is required"),
+        Some(origin) => {
+            let allowed = origin
+                .to_str()
+                .is_ok_and(|o| http.allowed_origins.iter().any(|a| a == o));
+            if allowed {
+                Ok(())
+            } else {
+                Err("origin not allowed")
+            }
+        }
+    }
+}
+
+/// The token from an `Authorization: Bearer` header, if there is one. It
+/// authenticates a `connect` that carries no token itself.
+fn bearer_token(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| "malformed Authorization header")?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or("malformed Authorization header")?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err("the Authorization header must be `Bearer <token>`");
+    }
+    Ok(Some(token.trim().to_owned()))
 }
 
 fn check_upgrade_headers(headers: &HeaderMap) -> Result<(), &'static str> {

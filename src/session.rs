@@ -8,19 +8,21 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::auth::{Identity, MAX_USER_LEN};
+use crate::auth::{AuthError, Identity, MAX_USER_LEN};
 use crate::broker::{BrokerError, HistoryQuery, Publication};
 use crate::codec::encode_server;
 use crate::hub::Subscriber;
 use crate::ids;
+use crate::limits::{CommandLimiter, UserSlot};
 use crate::outbound::ConnHandle;
+use crate::permissions::{self, Action};
 use crate::proto::client_frame::Command;
 use crate::proto::server_frame::Kind;
 use crate::proto::{
     ClientFrame, CloseCode, ConnectReply, ConnectRequest, DirectMessage, DirectReply,
     DirectRequest, Error, ErrorCode, HistoryReply, HistoryRequest, JoinRequest, LeaveReply,
     LeaveRequest, Member, MemberJoined, MemberLeft, PingReply, PresenceReply, PresenceRequest,
-    PublishReply, PublishRequest, ServerFrame,
+    PublishReply, PublishRequest, RefreshReply, RefreshRequest, ServerFrame,
 };
 use crate::server::Shared;
 
@@ -52,17 +54,34 @@ pub(crate) struct Session {
     /// Rooms joined, to enforce the per-connection limit and to leave them
     /// all on disconnect.
     rooms: HashSet<Arc<str>>,
+    /// The token from the upgrade's `Authorization: Bearer` header, used by
+    /// a `connect` without a token of its own.
+    bearer: Option<String>,
+    /// The user id as a shared key (publish rate limit), once connected.
+    user_key: Arc<str>,
+    /// Counts this connection against the per-user cap.
+    _user_slot: Option<UserSlot>,
+    /// This connection's command rate limit, if commands are limited.
+    commands: Option<CommandLimiter>,
+    /// Rate-limited commands in a row.
+    strikes: u32,
 }
 
 impl Session {
     /// A session for a freshly upgraded connection.
-    pub(crate) fn new(shared: Arc<Shared>, conn: ConnHandle) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, conn: ConnHandle, bearer: Option<String>) -> Self {
+        let commands = shared.limits.command_limiter();
         Self {
             shared,
             conn,
             client: ids::random_hex(8),
             identity: None,
             rooms: HashSet::new(),
+            bearer,
+            user_key: Arc::from(""),
+            _user_slot: None,
+            commands,
+            strikes: 0,
         }
     }
 
@@ -88,6 +107,19 @@ impl Session {
             self.error(0, ErrorCode::BadRequest, "request id must be non-zero");
             return Flow::Continue;
         }
+        if let Some(limiter) = &self.commands {
+            if let Err(wait) = limiter.check() {
+                self.strikes += 1;
+                self.rate_limited(id, wait, "too many commands on this connection");
+                if self.strikes >= self.shared.config.limits.rate_limit_strikes {
+                    self.conn
+                        .close_after_queued(CloseCode::RateLimited, "rate limit exceeded");
+                    return Flow::Close;
+                }
+                return Flow::Continue;
+            }
+            self.strikes = 0;
+        }
         if self.identity.is_none() {
             return match command {
                 Command::Connect(request) => self.connect(id, request),
@@ -105,6 +137,7 @@ impl Session {
             Command::Direct(request) => self.direct(id, request).await,
             Command::History(request) => self.history(id, request).await,
             Command::Presence(request) => self.presence(id, request).await,
+            Command::Refresh(request) => return self.refresh(id, request),
             Command::Ping(_) => self.reply(
                 id,
                 Kind::Ping(PingReply {
@@ -125,16 +158,28 @@ impl Session {
     }
 
     fn connect(&mut self, id: u32, request: ConnectRequest) -> Flow {
-        let identity = match self.shared.auth.authenticate(&request.token, &request.name) {
-            Ok(identity) => identity,
-            Err(e) => {
-                tracing::debug!(error = %e, "connect refused");
-                self.error(id, e.code(), &e.to_string());
-                self.conn
-                    .close_after_queued(CloseCode::PolicyViolation, "authentication failed");
-                return Flow::Close;
-            }
+        // A token in the command wins over one from the upgrade's header.
+        let token = match (request.token.is_empty(), self.bearer.take()) {
+            (true, Some(bearer)) => bearer,
+            _ => request.token,
         };
+        let identity = match self.shared.auth.authenticate(&token, &request.name) {
+            Ok(identity) => identity,
+            Err(e) => return self.refuse(id, &e),
+        };
+        let user_key: Arc<str> = Arc::from(identity.user.as_str());
+        let Some(slot) = self.shared.limits.open_user(&user_key) else {
+            self.error(
+                id,
+                ErrorCode::LimitExceeded,
+                "this user has too many connections open",
+            );
+            self.conn
+                .close_after_queued(CloseCode::TryAgainLater, "too many connections for this user");
+            return Flow::Close;
+        };
+        self._user_slot = Some(slot);
+        self.user_key = user_key;
         let limits = &self.shared.config.limits;
         self.shared.hub.add_user(&identity.user, self.conn.clone());
         self.reply(
@@ -153,9 +198,60 @@ impl Session {
         Flow::Continue
     }
 
+    /// Answers a refused `connect` or `refresh` and closes with 1008.
+    fn refuse(&self, id: u32, error: &AuthError) -> Flow {
+        // The message names the reason, never the token.
+        tracing::debug!(error = %error, "token refused");
+        self.error(id, error.code(), &error.to_string());
+        self.conn
+            .close_after_queued(CloseCode::PolicyViolation, "authentication failed");
+        Flow::Close
+    }
+
+    /// Replaces the token: same user, new expiry and grants.
+    fn refresh(&mut self, id: u32, request: RefreshRequest) -> Flow {
+        let identity = match self.shared.auth.verify_token(&request.token) {
+            Ok(identity) => identity,
+            Err(e) => return self.refuse(id, &e),
+        };
+        if identity.user != self.user() {
+            self.error(
+                id,
+                ErrorCode::Unauthorized,
+                "the new token is for another user",
+            );
+            self.conn
+                .close_after_queued(CloseCode::PolicyViolation, "token for another user");
+            return Flow::Close;
+        }
+        let expires_at_ms = identity
+            .expires_at
+            .map_or(0, |secs| (secs as i64).saturating_mul(1000));
+        self.identity = Some(identity);
+        self.reply(id, Kind::Refresh(RefreshReply { expires_at_ms }));
+        Flow::Continue
+    }
+
+    /// Whether this user may do `action` in `room`; answers the command with
+    /// `ERROR_CODE_PERMISSION_DENIED` when not.
+    fn permit(&self, id: u32, room: &str, action: Action) -> bool {
+        let grants = self.identity.as_ref().map(|i| &i.grants);
+        let member = self.rooms.contains(room);
+        let allowed = grants.is_some_and(|g| {
+            permissions::allowed(&self.shared.config.permissions, room, action, g, member)
+        });
+        if !allowed {
+            self.error(id, ErrorCode::PermissionDenied, "not allowed in this room");
+        }
+        allowed
+    }
+
     async fn join(&mut self, id: u32, request: JoinRequest) {
         if let Err(message) = validate_room(&request.room) {
             return self.error(id, ErrorCode::InvalidRoom, message);
+        }
+        if !self.permit(id, &request.room, Action::Join) {
+            return;
         }
         if self.rooms.contains(request.room.as_str()) {
             return self.error(id, ErrorCode::AlreadyJoined, "already joined this room");
@@ -211,6 +307,12 @@ impl Session {
                 "join the room before publishing to it",
             );
         }
+        if !self.permit(id, &request.room, Action::Publish) {
+            return;
+        }
+        if let Err(wait) = self.shared.limits.check_publish(&self.user_key) {
+            return self.rate_limited(id, wait, "too many publishes by this user");
+        }
         if request.idempotency_key.len() > MAX_IDEMPOTENCY_KEY_LEN {
             return self.error(
                 id,
@@ -242,6 +344,14 @@ impl Session {
         if request.user.is_empty() || request.user.len() > MAX_USER_LEN {
             return self.error(id, ErrorCode::BadRequest, "user must be 1 to 255 bytes");
         }
+        let grants = self.identity.as_ref().map(|i| &i.grants);
+        if !grants.is_some_and(|g| permissions::direct_allowed(&self.shared.config.permissions, g)) {
+            return self.error(
+                id,
+                ErrorCode::PermissionDenied,
+                "not allowed to send direct messages",
+            );
+        }
         let message_id = ids::message_id();
         let frame = encode_server(&ServerFrame {
             id: 0,
@@ -261,6 +371,9 @@ impl Session {
     async fn history(&mut self, id: u32, request: HistoryRequest) {
         if let Err(message) = validate_room(&request.room) {
             return self.error(id, ErrorCode::InvalidRoom, message);
+        }
+        if !self.permit(id, &request.room, Action::History) {
+            return;
         }
         let config = &self.shared.config.history;
         let limit = match request.limit {
@@ -288,6 +401,9 @@ impl Session {
     async fn presence(&mut self, id: u32, request: PresenceRequest) {
         if let Err(message) = validate_room(&request.room) {
             return self.error(id, ErrorCode::InvalidRoom, message);
+        }
+        if !self.permit(id, &request.room, Action::Presence) {
+            return;
         }
         match self.shared.presence.list(&request.room).await {
             Ok(members) => self.reply(id, Kind::Presence(PresenceReply { members })),
@@ -360,6 +476,12 @@ impl Session {
 
     fn error(&self, id: u32, code: ErrorCode, message: &str) {
         self.reply(id, Kind::Error(Error::from_code(code, message)));
+    }
+
+    fn rate_limited(&self, id: u32, wait: std::time::Duration, message: &str) {
+        let mut error = Error::from_code(ErrorCode::RateLimited, message);
+        error.retry_after_ms = wait.as_millis().clamp(1, u128::from(u32::MAX)) as u32;
+        self.reply(id, Kind::Error(error));
     }
 
     fn broker_error(&self, id: u32, error: BrokerError) {

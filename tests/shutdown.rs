@@ -4,9 +4,8 @@
 #[macro_use]
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Read;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -42,128 +41,6 @@ async fn in_process_shutdown_closes_every_connection_with_1001() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "server still accepts connections after run returned"
     );
-}
-
-/// The real binary, killed on drop if a test fails half-way.
-struct ServerProcess {
-    child: Child,
-    addr: String,
-    stdout: Option<BufReader<std::process::ChildStdout>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl ServerProcess {
-    fn spawn(extra: &[&str]) -> ServerProcess {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .args(extra);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("SWITCHBOARD_") {
-                cmd.env_remove(key);
-            }
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn switchboard binary");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        {
-            let mut pipe = child.stderr.take().expect("stderr");
-            let stderr = stderr.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    stderr
-                        .lock()
-                        .expect("stderr lock")
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-        }
-        let stdout = child.stdout.take().expect("stdout");
-        // Read the first line on a thread so a silent binary cannot hang us.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let n = reader.read_line(&mut line);
-            tx.send((n.map_err(|e| e.to_string()), line, reader)).ok();
-        });
-        let mut process = ServerProcess {
-            child,
-            addr: String::new(),
-            stdout: None,
-            stderr,
-        };
-        let (n, line, reader) = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(got) => got,
-            Err(_) => panic!("no startup line within 30 s; stderr:\n{}", process.stderr()),
-        };
-        assert!(
-            matches!(n, Ok(len) if len > 0),
-            "stdout closed before the startup line ({n:?}); stderr:\n{}",
-            process.stderr()
-        );
-        let addr = line
-            .trim_end()
-            .strip_prefix("switchboard listening on http://")
-            .unwrap_or_else(|| panic!("unexpected startup line {line:?}"));
-        let parsed: std::net::SocketAddr = addr.parse().expect("ADDR is IP:port");
-        assert_eq!(parsed.ip().to_string(), "127.0.0.1");
-        assert_ne!(parsed.port(), 0, "the actual bound port is printed");
-        process.addr = addr.to_owned();
-        process.stdout = Some(reader);
-        process
-    }
-
-    fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().expect("stderr lock").clone()
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name} failed");
-    }
-
-    /// Waits for the process to exit; returns its status.
-    async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "switchboard did not exit within {timeout:?}; stderr:\n{}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.child.kill().ok();
-            self.child.wait().ok();
-        }
-    }
 }
 
 async fn binary_shuts_down_gracefully_on(signal: &str) {
@@ -250,7 +127,7 @@ async fn binary_reads_its_config_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_rejects_a_missing_config_file() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(["--config", "/nonexistent/switchboard.toml"])
         .stdin(Stdio::null())

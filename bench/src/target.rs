@@ -72,9 +72,14 @@ pub async fn start(target: Target, programs: &Programs, timeout: Duration) -> Re
     let mut command = match target {
         Target::Switchboard => {
             let mut c = Command::new(&programs.switchboard);
+            // Rate limits off, as in the peers' configurations: the
+            // scenarios measure capacity, and one publisher drives them.
             c.args(["serve", "--listen", "127.0.0.1:0"])
                 .env("SWITCHBOARD_LOG__LEVEL", "warn")
-                .env("RUST_LOG", "warn");
+                .env("RUST_LOG", "warn")
+                .env("SWITCHBOARD_LIMITS__COMMANDS_PER_SECOND", "0")
+                .env("SWITCHBOARD_LIMITS__PUBLISHES_PER_SECOND", "0")
+                .env("SWITCHBOARD_LIMITS__CONNECTS_PER_SECOND", "0");
             c
         }
         Target::Yardstick => {

@@ -24,7 +24,8 @@ use switchboard::proto::{
     DirectMessage, DirectReply, DirectRequest, Disconnect, Error, ErrorCode, HistoryReply,
     HistoryRequest, JoinReply, JoinRequest, LeaveReply, LeaveRequest, Member, MemberJoined,
     MemberLeft, Notification, Payload, PingReply, PingRequest, PresenceReply, PresenceRequest,
-    PublishReply, PublishRequest, RoomMessage, ServerFrame, StreamPosition,
+    PublishReply, PublishRequest, RefreshReply, RefreshRequest, RoomMessage, ServerFrame,
+    StreamPosition,
 };
 
 use crate::proto::chat::{Attachment, ChatMessage, Format, Mention, TypingEvent};
@@ -391,6 +392,17 @@ pub fn all() -> Vec<Case> {
             &client(10, Command::Ping(PingRequest {})),
         ),
         case(
+            "client_refresh",
+            "refresh: a new token for the same user",
+            C,
+            &client(
+                11,
+                Command::Refresh(RefreshRequest {
+                    token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl".into(),
+                }),
+            ),
+        ),
+        case(
             "server_error",
             "terminal error reply",
             S,
@@ -532,6 +544,17 @@ pub fn all() -> Vec<Case> {
                             client: "c-3".into(),
                         },
                     ],
+                }),
+            ),
+        ),
+        case(
+            "server_refresh",
+            "refresh reply with the new expiry",
+            S,
+            &server(
+                11,
+                Kind::Refresh(RefreshReply {
+                    expires_at_ms: 1_764_118_800_000,
                 }),
             ),
         ),

@@ -149,7 +149,11 @@ impl Drop for TestServer {
     }
 }
 
-type Ws = WebSocketStream<TcpStream>;
+/// Any byte stream a test client runs on (TCP, or TLS over TCP).
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+type Ws = WebSocketStream<Box<dyn Io>>;
 
 /// What the next read from a connection produced.
 #[derive(Debug)]
@@ -447,6 +451,74 @@ impl Client {
         Client::try_handshake(stream, url, subprotocol).await
     }
 
+    /// Attempts a handshake from loopback source `source` (e.g. 127.0.0.2)
+    /// with extra request headers. `Err` holds the HTTP status of a refused
+    /// upgrade (0 when the connection failed otherwise).
+    pub async fn try_connect_with(
+        url: &str,
+        source: std::net::Ipv4Addr,
+        headers: &[(&str, &str)],
+    ) -> Result<Client, (u16, String)> {
+        let addr = addr_of(url);
+        let socket = TcpSocket::new_v4().map_err(|e| (0, e.to_string()))?;
+        socket
+            .bind(SocketAddr::from((source, 0)))
+            .map_err(|e| (0, e.to_string()))?;
+        let stream = tokio::time::timeout(WAIT, socket.connect(addr))
+            .await
+            .map_err(|_| (0, "TCP connect timed out".to_owned()))?
+            .map_err(|e| (0, e.to_string()))?;
+        stream.set_nodelay(true).ok();
+        let stream: Box<dyn Io> = Box::new(stream);
+        let mut request = url.into_client_request().map_err(|e| (0, e.to_string()))?;
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .expect("header name"),
+                HeaderValue::from_str(value).expect("header value"),
+            );
+        }
+        let result = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::client_async_with_config(request, stream, None),
+        )
+        .await
+        .map_err(|_| (0, "handshake timed out".to_owned()))?;
+        match result {
+            Ok((ws, _)) => Ok(Client::from_ws(ws, Encoding::Proto, None)),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let retry_after = response
+                    .headers()
+                    .get("Retry-After")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                Err((response.status().as_u16(), retry_after))
+            }
+            Err(e) => Err((0, e.to_string())),
+        }
+    }
+
+    /// Wraps an established WebSocket.
+    fn from_ws(ws: Ws, encoding: Encoding, protocol: Option<String>) -> Client {
+        let (sink, stream) = ws.split();
+        Client {
+            tx: ClientTx {
+                sink,
+                encoding,
+                next_id: 0,
+            },
+            rx: ClientRx {
+                stream,
+                encoding,
+                pending: VecDeque::new(),
+            },
+            protocol,
+            user: String::new(),
+            client_id: String::new(),
+        }
+    }
+
     async fn handshake(stream: TcpStream, url: &str, subprotocol: Option<&str>) -> Client {
         Client::try_handshake(stream, url, subprotocol)
             .await
@@ -459,6 +531,15 @@ impl Client {
         subprotocol: Option<&str>,
     ) -> Result<Client, String> {
         stream.set_nodelay(true).ok();
+        Client::try_handshake_io(Box::new(stream), url, subprotocol).await
+    }
+
+    /// The WebSocket handshake over any stream (e.g. TLS).
+    pub async fn try_handshake_io(
+        stream: Box<dyn Io>,
+        url: &str,
+        subprotocol: Option<&str>,
+    ) -> Result<Client, String> {
         let mut request = url.into_client_request().map_err(|e| e.to_string())?;
         if let Some(p) = subprotocol {
             request.headers_mut().insert(
@@ -481,22 +562,7 @@ impl Client {
             Some(JSON) => Encoding::Json,
             _ => Encoding::Proto,
         };
-        let (sink, stream) = ws.split();
-        Ok(Client {
-            tx: ClientTx {
-                sink,
-                encoding,
-                next_id: 0,
-            },
-            rx: ClientRx {
-                stream,
-                encoding,
-                pending: VecDeque::new(),
-            },
-            protocol,
-            user: String::new(),
-            client_id: String::new(),
-        })
+        Ok(Client::from_ws(ws, encoding, protocol))
     }
 
     pub fn encoding(&self) -> Encoding {
@@ -816,3 +882,146 @@ pub fn now_ms() -> i64 {
         .expect("clock after 1970")
         .as_millis() as i64
 }
+
+/// The real binary, killed on drop if a test fails half-way.
+pub struct ServerProcess {
+    child: std::process::Child,
+    addr: String,
+    stdout: Option<std::io::BufReader<std::process::ChildStdout>>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `extra` arguments.
+    pub fn spawn(extra: &[&str]) -> ServerProcess {
+        ServerProcess::spawn_with_env(extra, &[])
+    }
+
+    /// Starts the binary with `extra` arguments and environment variables.
+    pub fn spawn_with_env(extra: &[&str], vars: &[(&str, &str)]) -> ServerProcess {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(extra);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("SWITCHBOARD_") || key == "RUST_LOG" {
+                cmd.env_remove(key);
+            }
+        }
+        for (key, value) in vars {
+            cmd.env(key, value);
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn switchboard binary");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        {
+            let mut pipe = child.stderr.take().expect("stderr");
+            let stderr = stderr.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    stderr
+                        .lock()
+                        .expect("stderr lock")
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        let stdout = child.stdout.take().expect("stdout");
+        // Read the first line on a thread so a silent binary cannot hang us.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = std::io::BufReader::new(stdout);
+            let mut line = String::new();
+            let n = std::io::BufRead::read_line(&mut reader, &mut line);
+            tx.send((n.map_err(|e| e.to_string()), line, reader)).ok();
+        });
+        let mut process = ServerProcess {
+            child,
+            addr: String::new(),
+            stdout: None,
+            stderr,
+        };
+        let (n, line, reader) = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(got) => got,
+            Err(_) => panic!("no startup line within 30 s; stderr:\n{}", process.stderr()),
+        };
+        assert!(
+            matches!(n, Ok(len) if len > 0),
+            "stdout closed before the startup line ({n:?}); stderr:\n{}",
+            process.stderr()
+        );
+        let addr = line
+            .trim_end()
+            .strip_prefix("switchboard listening on http://")
+            .unwrap_or_else(|| panic!("unexpected startup line {line:?}"));
+        let parsed: std::net::SocketAddr = addr.parse().expect("ADDR is IP:port");
+        assert_eq!(parsed.ip().to_string(), "127.0.0.1");
+        assert_ne!(parsed.port(), 0, "the actual bound port is printed");
+        process.addr = addr.to_owned();
+        process.stdout = Some(reader);
+        process
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr lock").clone()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit; returns its status.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "switchboard did not exit within {timeout:?}; stderr:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl ServerProcess {
+    /// Stops the process (SIGTERM) and returns everything it logged.
+    pub async fn stop_and_output(mut self) -> String {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(15)).await;
+        // Let the reader thread take the last bytes.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.stderr()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.child.kill().ok();
+            self.child.wait().ok();
+        }
+    }
+}
+
