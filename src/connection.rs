@@ -23,11 +23,13 @@
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::task::{ArcWake, AtomicWaker};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::time::Instant;
@@ -47,6 +49,25 @@ use crate::session::{Flow, Session};
 /// Queue slots that must be free before a command is handled: its reply plus
 /// what it may push to this same connection (e.g. its own published message).
 const COMMAND_HEADROOM: usize = 4;
+/// Most frames read and handled before what they queued is written.
+const READS_PER_WRITE: u32 = 64;
+
+/// Records whether the socket's read side was woken, so the loop polls it
+/// only then: tungstenite zero-fills its read buffer on every read attempt,
+/// which would otherwise be paid for every frame written.
+struct ReadWake {
+    /// Set by a wake of the read side; starts set so the first poll reads.
+    woken: AtomicBool,
+    /// The connection task, woken along with the flag.
+    task: AtomicWaker,
+}
+
+impl ArcWake for ReadWake {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.woken.store(true, Ordering::Release);
+        arc_self.task.wake();
+    }
+}
 
 /// The concrete stream type a connection runs on.
 pub(crate) type WsStream = WebSocketStream<Box<dyn Io>>;
@@ -199,6 +220,15 @@ async fn run(shared: &Shared, link: &mut Link, session: &mut Session) -> End {
     let mut shutting_down = false;
     let headroom = COMMAND_HEADROOM.min(limits.outbound_queue / 2);
 
+    // Whether the socket's read side was woken since it was last polled.
+    let read_wake = Arc::new(ReadWake {
+        woken: AtomicBool::new(true),
+        task: AtomicWaker::new(),
+    });
+    let read_waker = futures_util::task::waker(read_wake.clone());
+    // Frames read and handled since what they queued was last written.
+    let mut reads = 0u32;
+
     loop {
         let mut stalled = false;
         let event = poll_fn(|cx| {
@@ -208,6 +238,16 @@ async fn run(shared: &Shared, link: &mut Link, session: &mut Session) -> End {
             if !shutting_down && shutdown.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Event::Shutdown);
             }
+            read_wake.task.register(cx.waker());
+            // Read first, so the replies to frames that arrived together go
+            // out with one write; but write at least every READS_PER_WRITE.
+            if reads < READS_PER_WRITE {
+                if let Some(event) = link.poll_read(&read_wake, &read_waker, headroom, &mut stalled)
+                {
+                    reads += 1;
+                    return Poll::Ready(event);
+                }
+            }
             match link.poll_write(cx) {
                 Poll::Ready(Ok(reason)) => return Poll::Ready(Event::End(End::Close(reason))),
                 Poll::Ready(Err(error)) => {
@@ -216,23 +256,11 @@ async fn run(shared: &Shared, link: &mut Link, session: &mut Session) -> End {
                 }
                 Poll::Pending => {}
             }
-            if link.conn.has_room(headroom) {
-                match link.ws.poll_next_unpin(cx) {
-                    Poll::Ready(Some(Ok(message))) => return Poll::Ready(Event::Read(message)),
-                    Poll::Ready(None) => return Poll::Ready(Event::End(End::PeerClosed)),
-                    Poll::Ready(Some(Err(error))) => {
-                        return Poll::Ready(Event::End(match read_error_close(&error) {
-                            Some(reason) => {
-                                tracing::debug!(%error, code = reason.code, "closing after read error");
-                                End::Broken(reason)
-                            }
-                            None => End::PeerClosed,
-                        }));
-                    }
-                    Poll::Pending => {}
-                }
-            } else {
-                stalled = true;
+            // Everything queued is written (or the socket is full): read on.
+            reads = 0;
+            if let Some(event) = link.poll_read(&read_wake, &read_waker, headroom, &mut stalled) {
+                reads += 1;
+                return Poll::Ready(event);
             }
             if sleep.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Event::Timer);
@@ -382,6 +410,42 @@ struct Link {
 }
 
 impl Link {
+    /// Polls the read side if it was woken (and the queue has room for what
+    /// a command may send back). `None`: nothing to handle now.
+    fn poll_read(
+        &mut self,
+        wake: &ReadWake,
+        waker: &Waker,
+        headroom: usize,
+        stalled: &mut bool,
+    ) -> Option<Event> {
+        if !wake.woken.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        if !self.conn.has_room(headroom) {
+            // Keep the wake for when the writer made room.
+            wake.woken.store(true, Ordering::Release);
+            *stalled = true;
+            return None;
+        }
+        let mut cx = Context::from_waker(waker);
+        let event = match self.ws.poll_next_unpin(&mut cx) {
+            Poll::Pending => return None,
+            Poll::Ready(Some(Ok(message))) => Event::Read(message),
+            Poll::Ready(None) => Event::End(End::PeerClosed),
+            Poll::Ready(Some(Err(error))) => Event::End(match read_error_close(&error) {
+                Some(reason) => {
+                    tracing::debug!(%error, code = reason.code, "closing after read error");
+                    End::Broken(reason)
+                }
+                None => End::PeerClosed,
+            }),
+        };
+        // More frames may be buffered already: read again next time.
+        wake.woken.store(true, Ordering::Release);
+        Some(event)
+    }
+
     /// Writes what is queued. `Ready(Ok(reason))` when an ordered close was
     /// reached (everything before it is flushed); `Pending` when everything
     /// is written or the socket is full (the task is woken by the socket or

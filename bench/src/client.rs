@@ -10,13 +10,12 @@ use anyhow::{bail, Context as _, Result};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
-use tokio_util::sync::CancellationToken;
 
 use crate::payload::{self, Clock, Kind};
 use crate::wire::Target;
@@ -137,17 +136,19 @@ pub struct Receiver {
     pub expect: u64,
     /// Record latency.
     pub record_latency: bool,
-    /// Stops the task.
-    pub stop: CancellationToken,
 }
 
 /// Runs one connection: sends what arrives on `outgoing`, reads and counts
-/// markers, answers keepalives, until `expect` deliveries, `stop`, or an error.
+/// markers, answers keepalives, until `expect` deliveries, `stop` fires (or
+/// its sender is dropped), or an error. Each task has its own `stop`: a
+/// shared cancellation token would put a contended lock on every frame.
 pub async fn run(
     mut ws: Ws,
     rx: Receiver,
     mut outgoing: Option<mpsc::Receiver<Message>>,
+    stop: oneshot::Receiver<()>,
 ) -> Received {
+    tokio::pin!(stop);
     let mut latency = None::<Histogram<u64>>;
     let mut count = 0u64;
     let mut last_ns = 0u64;
@@ -170,7 +171,7 @@ pub async fn run(
         }
         let frame = tokio::select! {
             biased;
-            _ = rx.stop.cancelled() => break,
+            _ = &mut stop => break,
             out = async {
                 match outgoing.as_mut() {
                     Some(o) => o.recv().await,

@@ -441,10 +441,12 @@ fn chart(lines: &[Line], path: &Path) -> Result<()> {
             )
             .margin(12)
             .x_label_area_size(30)
-            .y_label_area_size(50)
-            .build_cartesian_2d((0..bars.len()).into_segmented(), 0.0..top)?;
+            .y_label_area_size(60)
+            // A discrete range 0..n has n + 1 segments.
+            .build_cartesian_2d((0..bars.len().saturating_sub(1)).into_segmented(), 0.0..top)?;
         c.configure_mesh()
             .disable_x_mesh()
+            .x_labels(bars.len())
             .y_desc("million deliveries/s (median, min–max)")
             .x_label_formatter(&|x| match x {
                 SegmentValue::CenterOf(i) => bars.get(*i).map(|b| b.0.clone()).unwrap_or_default(),
@@ -493,13 +495,15 @@ fn chart(lines: &[Line], path: &Path) -> Result<()> {
             .caption(format!("latency ({label})"), ("sans-serif", 14))
             .margin(12)
             .x_label_area_size(30)
-            .y_label_area_size(50)
+            .y_label_area_size(70)
             .build_cartesian_2d(
-                (0..rows.len() * 4).into_segmented(),
+                (0..(rows.len() * 4).saturating_sub(1)).into_segmented(),
                 (10.0..top).log_scale(),
             )?;
         c.configure_mesh()
             .disable_x_mesh()
+            .x_labels(rows.len() * 4)
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .y_desc("µs (p50, p99, p99.9; log scale)")
             .x_label_formatter(&|x| match x {
                 SegmentValue::CenterOf(i) if i % 4 == 1 => {

@@ -7,10 +7,9 @@ use anyhow::{bail, Context as _, Result};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
 use crate::client::{self, Counter, Endpoint, Received, Receiver, Ws};
 use crate::payload::{self, Clock, Kind};
@@ -144,6 +143,8 @@ struct Member {
     counter: Arc<Counter>,
     warm: Arc<Counter>,
     task: JoinHandle<Received>,
+    /// Dropping it stops the task.
+    stop: oneshot::Sender<()>,
 }
 
 /// A publishing connection: it joins its rooms (it is a member, as every
@@ -152,13 +153,14 @@ struct Publisher {
     tx: mpsc::Sender<Message>,
     task: JoinHandle<Received>,
     next_id: u32,
+    /// Dropping it stops the task.
+    stop: oneshot::Sender<()>,
 }
 
 struct Fleet {
     target: Target,
     members: Vec<Member>,
     publishers: Vec<Publisher>,
-    stop: CancellationToken,
     clock: Clock,
     /// Seconds spent opening the members (with their joins).
     ramp: f64,
@@ -173,36 +175,33 @@ impl Fleet {
         record_latency: bool,
         timeout: Duration,
     ) -> Result<Fleet> {
-        let stop = CancellationToken::new();
         let clock = Clock::new();
         let total = rooms * per_room;
         let started = Instant::now();
         let opened: Vec<Result<Member>> = futures_util::stream::iter(0..total)
-            .map(|n| {
-                let stop = stop.clone();
-                async move {
-                    let room = n % rooms;
-                    let mut ws = client::open(endpoint, n, timeout).await?;
-                    ws.send(endpoint.target.join(&room_name(room), 2)).await?;
-                    let counter = Arc::new(Counter::default());
-                    let warm = Arc::new(Counter::default());
-                    let receiver = Receiver {
-                        target: endpoint.target,
-                        clock,
-                        counter: counter.clone(),
-                        warm: warm.clone(),
-                        expect: u64::MAX,
-                        record_latency,
-                        stop,
-                    };
-                    let task = tokio::spawn(client::run(ws, receiver, None));
-                    Ok(Member {
-                        room,
-                        counter,
-                        warm,
-                        task,
-                    })
-                }
+            .map(|n| async move {
+                let room = n % rooms;
+                let mut ws = client::open(endpoint, n, timeout).await?;
+                ws.send(endpoint.target.join(&room_name(room), 2)).await?;
+                let counter = Arc::new(Counter::default());
+                let warm = Arc::new(Counter::default());
+                let receiver = Receiver {
+                    target: endpoint.target,
+                    clock,
+                    counter: counter.clone(),
+                    warm: warm.clone(),
+                    expect: u64::MAX,
+                    record_latency,
+                };
+                let (stop, stopped) = oneshot::channel();
+                let task = tokio::spawn(client::run(ws, receiver, None, stopped));
+                Ok(Member {
+                    room,
+                    counter,
+                    warm,
+                    task,
+                    stop,
+                })
             })
             .buffer_unordered(OPEN_CONCURRENCY)
             .collect()
@@ -227,16 +226,20 @@ impl Fleet {
                 warm: Arc::new(Counter::default()),
                 expect: u64::MAX,
                 record_latency: false,
-                stop: stop.clone(),
             };
-            let task = tokio::spawn(client::run(ws, receiver, Some(rx)));
-            publishers.push(Publisher { tx, task, next_id });
+            let (stop, stopped) = oneshot::channel();
+            let task = tokio::spawn(client::run(ws, receiver, Some(rx), stopped));
+            publishers.push(Publisher {
+                tx,
+                task,
+                next_id,
+                stop,
+            });
         }
         Ok(Fleet {
             target: endpoint.target,
             members,
             publishers,
-            stop,
             clock,
             ramp,
         })
@@ -307,22 +310,29 @@ impl Fleet {
     }
 
     async fn finish(self) -> (Vec<(u32, Received)>, Vec<String>) {
-        self.stop.cancel();
         let mut received = Vec::new();
         let mut errors = Vec::new();
-        for m in self.members {
-            match m.task.await {
+        // Dropping the stop senders ends every task.
+        let (stops, tasks): (Vec<_>, Vec<_>) = self
+            .members
+            .into_iter()
+            .map(|m| (m.stop, (m.room, m.task)))
+            .unzip();
+        drop(stops);
+        for (room, task) in tasks {
+            match task.await {
                 Ok(r) => {
                     if let Some(e) = &r.error {
                         errors.push(e.clone());
                     }
-                    received.push((m.room, r));
+                    received.push((room, r));
                 }
                 Err(e) => errors.push(format!("task: {e}")),
             }
         }
         for p in self.publishers {
             drop(p.tx);
+            drop(p.stop);
             if let Ok(r) = p.task.await {
                 if let Some(e) = r.error {
                     errors.push(format!("publisher: {e}"));
@@ -626,6 +636,7 @@ mod tests {
 
     use super::*;
     use crate::wire::Target;
+    use tokio_util::sync::CancellationToken;
 
     fn small() -> Params {
         Params {
