@@ -196,12 +196,14 @@ impl Authenticator {
                         path.display()
                     )));
                 };
-                let algorithm = Algorithm::from_str_jwk(alg).ok_or_else(|| {
-                    KeyError(format!("{}: key {i}: unsupported alg {alg:?}", path.display()))
+                let algorithm = format!("{alg:?}").parse::<Algorithm>().map_err(|_| {
+                    KeyError(format!(
+                        "{}: key {i}: unsupported alg {alg:?}",
+                        path.display()
+                    ))
                 })?;
-                check_supported(algorithm).map_err(|e| {
-                    KeyError(format!("{}: key {i}: {e}", path.display()))
-                })?;
+                check_supported(algorithm)
+                    .map_err(|e| KeyError(format!("{}: key {i}: {e}", path.display())))?;
                 let key = DecodingKey::from_jwk(jwk)
                     .map_err(|e| KeyError(format!("{}: key {i}: {e}", path.display())))?;
                 keys.push(Key {
@@ -302,16 +304,16 @@ impl Authenticator {
             )),
             Some(e) => match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
-                ErrorKind::InvalidSignature => {
-                    AuthError::InvalidToken("bad signature".to_owned())
-                }
+                ErrorKind::InvalidSignature => AuthError::InvalidToken("bad signature".to_owned()),
                 ErrorKind::ImmatureSignature => {
                     AuthError::InvalidToken("not valid yet (nbf)".to_owned())
                 }
                 ErrorKind::InvalidAudience => {
                     AuthError::InvalidToken("wrong audience (aud)".to_owned())
                 }
-                ErrorKind::InvalidIssuer => AuthError::InvalidToken("wrong issuer (iss)".to_owned()),
+                ErrorKind::InvalidIssuer => {
+                    AuthError::InvalidToken("wrong issuer (iss)".to_owned())
+                }
                 ErrorKind::MissingRequiredClaim(claim) => {
                     AuthError::InvalidToken(format!("missing claim {claim}"))
                 }
@@ -343,7 +345,10 @@ impl Authenticator {
         &self,
         claims: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Identity, AuthError> {
-        let user = claims.get("sub").and_then(|v| v.as_str()).unwrap_or_default();
+        let user = claims
+            .get("sub")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
         if !valid_user(user) {
             return Err(AuthError::InvalidToken(
                 "`sub` must be a user id of 1 to 255 bytes".to_owned(),
@@ -418,7 +423,8 @@ fn load_key(k: &KeyConfig) -> Result<Key, String> {
     let pem = match (&k.public_key, &k.public_key_file) {
         (Some(p), None) => Some(p.clone()),
         (None, Some(path)) => Some(
-            std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?,
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?,
         ),
         (None, None) => None,
         (Some(_), Some(_)) => return Err("give public_key or public_key_file, not both".into()),
@@ -427,7 +433,12 @@ fn load_key(k: &KeyConfig) -> Result<Key, String> {
         (true, Some(secret), None) if !secret.is_empty() => {
             DecodingKey::from_secret(secret.as_bytes())
         }
-        (true, _, _) => return Err(format!("{:?} needs `secret` (and no public key)", k.algorithm)),
+        (true, _, _) => {
+            return Err(format!(
+                "{:?} needs `secret` (and no public key)",
+                k.algorithm
+            ))
+        }
         (false, None, Some(pem)) => {
             let pem = pem.as_bytes();
             match k.algorithm {

@@ -14,7 +14,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -393,6 +392,7 @@ mod tests {
     use super::*;
     use crate::outbound::ConnHandle;
     use crate::proto::Payload;
+    use std::time::Duration;
 
     fn publication(text: &str) -> Publication {
         Publication {

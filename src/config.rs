@@ -362,17 +362,35 @@ impl Config {
         }
         for (name, value) in [
             ("limits.max_connections", limits.max_connections),
-            ("limits.max_connections_per_ip", limits.max_connections_per_ip),
-            ("limits.max_connections_per_user", limits.max_connections_per_user),
+            (
+                "limits.max_connections_per_ip",
+                limits.max_connections_per_ip,
+            ),
+            (
+                "limits.max_connections_per_user",
+                limits.max_connections_per_user,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
             }
         }
         for (name, rate, burst) in [
-            ("limits.commands_per_second", limits.commands_per_second, limits.command_burst),
-            ("limits.publishes_per_second", limits.publishes_per_second, limits.publish_burst),
-            ("limits.connects_per_second", limits.connects_per_second, limits.connect_burst),
+            (
+                "limits.commands_per_second",
+                limits.commands_per_second,
+                limits.command_burst,
+            ),
+            (
+                "limits.publishes_per_second",
+                limits.publishes_per_second,
+                limits.publish_burst,
+            ),
+            (
+                "limits.connects_per_second",
+                limits.connects_per_second,
+                limits.connect_burst,
+            ),
         ] {
             if rate > 0 && burst == 0 {
                 return Err(ConfigError::Invalid(format!(

@@ -15,7 +15,8 @@ use crate::session::Session;
 /// Decodes `data` as a client frame in both encodings; whatever decodes is
 /// re-encoded, so both directions of the codec run.
 pub fn codec(data: &[u8]) {
-    if let Ok(Some(frame)) = codec::decode_client(Encoding::Proto, &Message::binary(data.to_vec())) {
+    if let Ok(Some(frame)) = codec::decode_client(Encoding::Proto, &Message::binary(data.to_vec()))
+    {
         let bytes = prost::Message::encode_to_vec(&frame);
         let again = codec::decode_client(Encoding::Proto, &Message::binary(bytes))
             .expect("a re-encoded frame decodes")

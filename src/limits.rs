@@ -245,7 +245,10 @@ mod tests {
         assert!(limits.check_connect_rate(ip).is_ok());
         let wait = limits.check_connect_rate(ip).unwrap_err();
         assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1));
-        assert!(limits.check_publish(&Arc::from("u")).is_ok(), "off at rate 0");
+        assert!(
+            limits.check_publish(&Arc::from("u")).is_ok(),
+            "off at rate 0"
+        );
         let commands = limits.command_limiter().unwrap();
         assert!(commands.check().is_ok());
         assert!(commands.check().is_ok());

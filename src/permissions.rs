@@ -129,8 +129,11 @@ pub struct PermissionsConfig {
 impl PermissionsConfig {
     /// Checks the values serde cannot: patterns and meaningful access levels.
     pub fn validate(&self) -> Result<(), String> {
-        let rules = std::iter::once(("permissions.default", self.default))
-            .chain(self.namespaces.iter().map(|n| ("permissions.namespaces", n.rules())));
+        let rules = std::iter::once(("permissions.default", self.default)).chain(
+            self.namespaces
+                .iter()
+                .map(|n| ("permissions.namespaces", n.rules())),
+        );
         for ns in &self.namespaces {
             if !valid_pattern(&ns.pattern) {
                 return Err(format!(
@@ -279,7 +282,13 @@ mod tests {
         };
         assert!(allowed(&c, "public:lobby", Action::Join, &nobody, false));
         assert!(allowed(&c, "public:lobby", Action::Publish, &nobody, true));
-        assert!(!allowed(&c, "public:lobby", Action::Publish, &nobody, false));
+        assert!(!allowed(
+            &c,
+            "public:lobby",
+            Action::Publish,
+            &nobody,
+            false
+        ));
         assert!(allowed(&c, "news:today", Action::Join, &nobody, false));
         assert!(!allowed(&c, "news:today", Action::Publish, &team, true));
         assert!(!allowed(&c, "news:today", Action::History, &nobody, false));

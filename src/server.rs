@@ -14,24 +14,24 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt as _;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
 
 use crate::auth::{Authenticator, KeyError};
 use crate::broker::Broker;
 use crate::broker_memory::MemoryBroker;
 use crate::codec::Encoding;
 use crate::config::{Config, ConfigError, HttpConfig};
-use crate::limits::Limits;
-use crate::tls;
 use crate::connection::{self, Io};
 use crate::hub::Hub;
+use crate::limits::Limits;
 use crate::presence::Presence;
 use crate::presence_memory::MemoryPresence;
+use crate::tls;
 
 /// How often idle in-memory rooms are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -157,10 +157,12 @@ pub async fn run(
         };
         // Frames are small and latency matters; the writer batches itself.
         let _ = stream.set_nodelay(true);
-        let service = app.clone().map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(Peer(peer));
-            request
-        });
+        let service =
+            app.clone()
+                .map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(Peer(peer));
+                    request
+                });
         http.spawn(serve_http(
             stream,
             tls.clone(),
@@ -302,9 +304,11 @@ async fn upgrade(State(shared): State<Arc<Shared>>, mut request: Request) -> Res
         .get::<Peer>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip());
     if let Err(wait) = shared.limits.check_connect_rate(ip) {
-        let mut response =
-            (StatusCode::TOO_MANY_REQUESTS, "too many new connections from this address")
-                .into_response();
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many new connections from this address",
+        )
+            .into_response();
         let secs = wait.as_secs().max(1).to_string();
         if let Ok(value) = HeaderValue::from_str(&secs) {
             response.headers_mut().insert(header::RETRY_AFTER, value);

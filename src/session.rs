@@ -174,8 +174,10 @@ impl Session {
                 ErrorCode::LimitExceeded,
                 "this user has too many connections open",
             );
-            self.conn
-                .close_after_queued(CloseCode::TryAgainLater, "too many connections for this user");
+            self.conn.close_after_queued(
+                CloseCode::TryAgainLater,
+                "too many connections for this user",
+            );
             return Flow::Close;
         };
         self._user_slot = Some(slot);
@@ -345,7 +347,8 @@ impl Session {
             return self.error(id, ErrorCode::BadRequest, "user must be 1 to 255 bytes");
         }
         let grants = self.identity.as_ref().map(|i| &i.grants);
-        if !grants.is_some_and(|g| permissions::direct_allowed(&self.shared.config.permissions, g)) {
+        if !grants.is_some_and(|g| permissions::direct_allowed(&self.shared.config.permissions, g))
+        {
             return self.error(
                 id,
                 ErrorCode::PermissionDenied,

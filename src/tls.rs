@@ -23,8 +23,12 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
     if certs.is_empty() {
         return Err(TlsError(format!("no certificate in {}", cert.display())));
     }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| TlsError(format!("reading the private key from {}: {e}", key.display())))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        TlsError(format!(
+            "reading the private key from {}: {e}",
+            key.display()
+        ))
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -30,7 +30,12 @@ fn now_s() -> i64 {
 }
 
 /// Signs `claims` with `algorithm` and `key`.
-fn sign(algorithm: Algorithm, kid: Option<&str>, claims: serde_json::Value, key: &EncodingKey) -> String {
+fn sign(
+    algorithm: Algorithm,
+    kid: Option<&str>,
+    claims: serde_json::Value,
+    key: &EncodingKey,
+) -> String {
     let mut header = Header::new(algorithm);
     header.kid = kid.map(str::to_owned);
     encode(&header, &claims, key).expect("sign")
@@ -143,10 +148,20 @@ async fn every_supported_algorithm_verifies() {
     )
     .await;
     assert!(message.contains("no key"), "{message}");
-    refused(&server, &sign(Algorithm::EdDSA, None, claims("x"), &ed()), ErrorCode::Unauthorized).await;
+    refused(
+        &server,
+        &sign(Algorithm::EdDSA, None, claims("x"), &ed()),
+        ErrorCode::Unauthorized,
+    )
+    .await;
     // Right algorithm, wrong key.
     let other = hs("a-different-secret");
-    refused(&server, &sign(Algorithm::HS256, None, claims("x"), &other), ErrorCode::Unauthorized).await;
+    refused(
+        &server,
+        &sign(Algorithm::HS256, None, claims("x"), &other),
+        ErrorCode::Unauthorized,
+    )
+    .await;
     server.shutdown().await;
 }
 
@@ -186,7 +201,12 @@ async fn alg_none_and_key_type_confusion_are_rejected() {
     // The same against a server that also has an HS256 key.
     refused(&server, &confused, ErrorCode::Unauthorized).await;
     // A genuine RS256 token still works there.
-    connects_as(&rsa_server, &sign(Algorithm::RS256, None, claims("amy"), &rsa()), "amy").await;
+    connects_as(
+        &rsa_server,
+        &sign(Algorithm::RS256, None, claims("amy"), &rsa()),
+        "amy",
+    )
+    .await;
     rsa_server.shutdown().await;
     server.shutdown().await;
 }
@@ -214,23 +234,44 @@ async fn jwks_file_keys() {
     c.development = false;
     c.auth.jwks_file = Some(path.clone());
     let server = TestServer::start(c).await;
-    connects_as(&server, &sign(Algorithm::EdDSA, Some("jwks-ed"), claims("j1"), &ed()), "j1").await;
     connects_as(
         &server,
-        &sign(Algorithm::HS512, Some("jwks-hs"), claims("j2"), &hs("jwks-hmac-secret-for-tests")),
+        &sign(Algorithm::EdDSA, Some("jwks-ed"), claims("j1"), &ed()),
+        "j1",
+    )
+    .await;
+    connects_as(
+        &server,
+        &sign(
+            Algorithm::HS512,
+            Some("jwks-hs"),
+            claims("j2"),
+            &hs("jwks-hmac-secret-for-tests"),
+        ),
         "j2",
     )
     .await;
-    refused(&server, &sign(Algorithm::EdDSA, Some("other"), claims("j3"), &ed()), ErrorCode::Unauthorized).await;
+    refused(
+        &server,
+        &sign(Algorithm::EdDSA, Some("other"), claims("j3"), &ed()),
+        ErrorCode::Unauthorized,
+    )
+    .await;
     server.shutdown().await;
 
     // A key without `alg` is a configuration error, not a wildcard.
-    std::fs::write(&path, json!({"keys": [{"kty": "oct", "k": b64(b"k")}]}).to_string()).unwrap();
+    std::fs::write(
+        &path,
+        json!({"keys": [{"kty": "oct", "k": b64(b"k")}]}).to_string(),
+    )
+    .unwrap();
     let mut c = test_config();
     c.development = false;
     c.auth.jwks_file = Some(path);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = switchboard::server::run(listener, c, async {}).await.unwrap_err();
+    let err = switchboard::server::run(listener, c, async {})
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("alg"), "{err}");
 }
 
@@ -257,7 +298,12 @@ async fn audience_issuer_not_before_and_leeway() {
         "b",
     )
     .await;
-    let message = refused(&server, &t(json!({"sub": "c", "iss": "https://auth.example"})), ErrorCode::Unauthorized).await;
+    let message = refused(
+        &server,
+        &t(json!({"sub": "c", "iss": "https://auth.example"})),
+        ErrorCode::Unauthorized,
+    )
+    .await;
     assert!(message.contains("aud"), "{message}");
     let message = refused(
         &server,
@@ -266,16 +312,24 @@ async fn audience_issuer_not_before_and_leeway() {
     )
     .await;
     assert!(message.contains("aud"), "{message}");
-    let message = refused(&server, &t(json!({"sub": "c", "aud": "chat-app", "iss": "https://evil.example"})), ErrorCode::Unauthorized).await;
+    let message = refused(
+        &server,
+        &t(json!({"sub": "c", "aud": "chat-app", "iss": "https://evil.example"})),
+        ErrorCode::Unauthorized,
+    )
+    .await;
     assert!(message.contains("iss"), "{message}");
     // nbf in the future beyond the leeway; within the leeway is fine.
-    let ok = json!({"sub": "d", "aud": "chat-app", "iss": "https://auth.example", "nbf": now_s() + 10});
+    let ok =
+        json!({"sub": "d", "aud": "chat-app", "iss": "https://auth.example", "nbf": now_s() + 10});
     connects_as(&server, &t(ok), "d").await;
-    let early = json!({"sub": "d", "aud": "chat-app", "iss": "https://auth.example", "nbf": now_s() + 300});
+    let early =
+        json!({"sub": "d", "aud": "chat-app", "iss": "https://auth.example", "nbf": now_s() + 300});
     let message = refused(&server, &t(early), ErrorCode::Unauthorized).await;
     assert!(message.contains("nbf"), "{message}");
     // Expired beyond the leeway.
-    let old = json!({"sub": "e", "aud": "chat-app", "iss": "https://auth.example", "exp": now_s() - 300});
+    let old =
+        json!({"sub": "e", "aud": "chat-app", "iss": "https://auth.example", "exp": now_s() - 300});
     refused(&server, &t(old), ErrorCode::TokenExpired).await;
     server.shutdown().await;
 }
@@ -285,25 +339,37 @@ async fn bearer_header_on_the_upgrade() {
     let server = TestServer::start(config()).await;
     let token = sign(Algorithm::RS256, None, claims("bearer-user"), &rsa());
     let auth = format!("Bearer {token}");
-    let mut c = Client::try_connect_with(&server.ws_url(), [127, 0, 0, 1].into(), &[("Authorization", &auth)])
-        .await
-        .unwrap();
+    let mut c = Client::try_connect_with(
+        &server.ws_url(),
+        [127, 0, 0, 1].into(),
+        &[("Authorization", &auth)],
+    )
+    .await
+    .unwrap();
     let connect = expect_kind!(c.connect_token("").await, Kind::Connect);
     assert_eq!(connect.user, "bearer-user");
 
     // A token in the command wins over the header.
     let other = sign(Algorithm::ES256, None, claims("command-user"), &ec());
-    let mut c = Client::try_connect_with(&server.ws_url(), [127, 0, 0, 1].into(), &[("Authorization", &auth)])
-        .await
-        .unwrap();
+    let mut c = Client::try_connect_with(
+        &server.ws_url(),
+        [127, 0, 0, 1].into(),
+        &[("Authorization", &auth)],
+    )
+    .await
+    .unwrap();
     let connect = expect_kind!(c.connect_token(&other).await, Kind::Connect);
     assert_eq!(connect.user, "command-user");
 
     // A malformed header is refused before the upgrade.
-    let err = Client::try_connect_with(&server.ws_url(), [127, 0, 0, 1].into(), &[("Authorization", "Basic abc")])
-        .await
-        .err()
-        .unwrap();
+    let err = Client::try_connect_with(
+        &server.ws_url(),
+        [127, 0, 0, 1].into(),
+        &[("Authorization", "Basic abc")],
+    )
+    .await
+    .err()
+    .unwrap();
     assert_eq!(err.0, 400);
     server.shutdown().await;
 }
@@ -318,7 +384,14 @@ fn refresh(token: &str) -> Command {
 async fn refresh_extends_the_connection_and_expiry_closes_it() {
     let server = TestServer::start(config()).await;
     let key = hs("hs256-secret-for-tests-only");
-    let short = |sub: &str| sign(Algorithm::HS256, None, json!({"sub": sub, "exp": now_s() + 2}), &key);
+    let short = |sub: &str| {
+        sign(
+            Algorithm::HS256,
+            None,
+            json!({"sub": sub, "exp": now_s() + 2}),
+            &key,
+        )
+    };
 
     let mut kept = server.client().await;
     expect_kind!(kept.connect_token(&short("alice")).await, Kind::Connect);
@@ -327,7 +400,12 @@ async fn refresh_extends_the_connection_and_expiry_closes_it() {
 
     let new_exp = now_s() + 3600;
     let reply = kept
-        .request(refresh(&sign(Algorithm::HS256, None, json!({"sub": "alice", "exp": new_exp}), &key)))
+        .request(refresh(&sign(
+            Algorithm::HS256,
+            None,
+            json!({"sub": "alice", "exp": new_exp}),
+            &key,
+        )))
         .await;
     let refreshed = expect_kind!(reply, Kind::Refresh);
     assert_eq!(refreshed.expires_at_ms, new_exp * 1000);
@@ -344,12 +422,21 @@ async fn refresh_extends_the_connection_and_expiry_closes_it() {
 
     // A refresh for another user, or with a bad token, closes with 1008.
     let reply = kept
-        .request(refresh(&sign(Algorithm::HS256, None, claims("mallory"), &key)))
+        .request(refresh(&sign(
+            Algorithm::HS256,
+            None,
+            claims("mallory"),
+            &key,
+        )))
         .await;
     assert_error(&reply, reply.id, ErrorCode::Unauthorized);
     assert_eq!(kept.expect_close().await, 1008);
     let mut c = server.client().await;
-    expect_kind!(c.connect_token(&sign(Algorithm::HS256, None, claims("carol"), &key)).await, Kind::Connect);
+    expect_kind!(
+        c.connect_token(&sign(Algorithm::HS256, None, claims("carol"), &key))
+            .await,
+        Kind::Connect
+    );
     let reply = c.request(refresh("garbage")).await;
     assert_error(&reply, reply.id, ErrorCode::Unauthorized);
     assert_eq!(c.expect_close().await, 1008);
@@ -379,23 +466,41 @@ async fn tokens_never_reach_the_logs() {
         ],
     );
     let good = sign(Algorithm::HS256, None, claims("logged-user"), &hs(secret));
-    let bad = sign(Algorithm::HS256, None, claims("logged-user"), &hs("wrong-secret"));
+    let bad = sign(
+        Algorithm::HS256,
+        None,
+        claims("logged-user"),
+        &hs("wrong-secret"),
+    );
     let mut c = Client::connect(&server.ws_url(), None).await;
     expect_kind!(c.connect_token(&good).await, Kind::Connect);
     let mut d = Client::connect(&server.ws_url(), None).await;
     let reply = d.connect_token(&bad).await;
     assert_error(&reply, reply.id, ErrorCode::Unauthorized);
     let auth = format!("Bearer {good}");
-    let mut e = Client::try_connect_with(&server.ws_url(), [127, 0, 0, 1].into(), &[("Authorization", &auth)])
-        .await
-        .unwrap();
+    let mut e = Client::try_connect_with(
+        &server.ws_url(),
+        [127, 0, 0, 1].into(),
+        &[("Authorization", &auth)],
+    )
+    .await
+    .unwrap();
     expect_kind!(e.connect_token("").await, Kind::Connect);
     let output = server.stop_and_output().await;
-    assert!(output.contains("token refused"), "debug logging was not on:\n{output}");
+    assert!(
+        output.contains("token refused"),
+        "debug logging was not on:\n{output}"
+    );
     for (name, token) in [("good", &good), ("bad", &bad)] {
         let signature = token.rsplit('.').next().unwrap();
-        assert!(!output.contains(signature), "the {name} token's signature is in the log");
+        assert!(
+            !output.contains(signature),
+            "the {name} token's signature is in the log"
+        );
         let body = token.split('.').nth(1).unwrap();
-        assert!(!output.contains(body), "the {name} token's claims are in the log");
+        assert!(
+            !output.contains(body),
+            "the {name} token's claims are in the log"
+        );
     }
 }

@@ -115,14 +115,28 @@ async fn connection_caps_for_the_node_an_ip_and_a_user() {
         from_5.push(Client::try_connect_with(&url, ip(5), &[]).await.unwrap());
     }
     for _ in 0..5 {
-        assert_eq!(Client::try_connect_with(&url, ip(5), &[]).await.err().unwrap().0, 503);
+        assert_eq!(
+            Client::try_connect_with(&url, ip(5), &[])
+                .await
+                .err()
+                .unwrap()
+                .0,
+            503
+        );
     }
     // The node cap: three more from elsewhere, then 503 for everyone.
     let mut others = Vec::new();
     for n in 6..9 {
         others.push(Client::try_connect_with(&url, ip(n), &[]).await.unwrap());
     }
-    assert_eq!(Client::try_connect_with(&url, ip(9), &[]).await.err().unwrap().0, 503);
+    assert_eq!(
+        Client::try_connect_with(&url, ip(9), &[])
+            .await
+            .err()
+            .unwrap()
+            .0,
+        503
+    );
     // Those inside still work.
     from_5[0].login("x").await;
     others[0].login("y").await;
@@ -159,7 +173,9 @@ async fn slow_or_partial_handshakes_are_cut_off() {
 
     // Half a request head, then silence.
     let mut slow = TcpStream::connect(server.addr).await.unwrap();
-    slow.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgr").await.unwrap();
+    slow.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgr")
+        .await
+        .unwrap();
     // Nothing at all.
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
     let started = Instant::now();
@@ -194,18 +210,35 @@ async fn origin_allowlist() {
         .await
         .unwrap();
     ok.login("web").await;
-    for origin in ["https://evil.example", "https://app.example.evil", "http://app.example", "null"] {
-        let err = Client::try_connect_with(&url, local, &[("Origin", origin)]).await.err().unwrap();
+    for origin in [
+        "https://evil.example",
+        "https://app.example.evil",
+        "http://app.example",
+        "null",
+    ] {
+        let err = Client::try_connect_with(&url, local, &[("Origin", origin)])
+            .await
+            .err()
+            .unwrap();
         assert_eq!(err.0, 403, "{origin}");
     }
-    assert_eq!(Client::try_connect_with(&url, local, &[]).await.err().unwrap().0, 403);
+    assert_eq!(
+        Client::try_connect_with(&url, local, &[])
+            .await
+            .err()
+            .unwrap()
+            .0,
+        403
+    );
     server.shutdown().await;
 
     // With allow_missing_origin (the default), non-browser clients get in.
     let mut config = test_config();
     config.http.allowed_origins = vec!["https://app.example".into()];
     let server = TestServer::start(config).await;
-    Client::try_connect_with(&server.ws_url(), local, &[]).await.unwrap();
+    Client::try_connect_with(&server.ws_url(), local, &[])
+        .await
+        .unwrap();
     server.shutdown().await;
 }
 
@@ -237,7 +270,9 @@ async fn tls_termination() {
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let tls = connector.connect(name, tcp).await.unwrap();
     let url = format!("wss://localhost:{}/ws", server.addr.port());
-    let mut c = Client::try_handshake_io(Box::new(tls), &url, None).await.unwrap();
+    let mut c = Client::try_handshake_io(Box::new(tls), &url, None)
+        .await
+        .unwrap();
     c.login("secure").await;
     c.join("r").await;
     c.publish("r", "over TLS").await;

@@ -76,7 +76,11 @@ fn denied(frame: &ServerFrame) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaces_and_grants_on_every_path() {
     let server = TestServer::start(config()).await;
-    let mut granted = connect(&server, json!({"sub": "gina", "rooms": ["team-7:*", "ops"], "direct": true})).await;
+    let mut granted = connect(
+        &server,
+        json!({"sub": "gina", "rooms": ["team-7:*", "ops"], "direct": true}),
+    )
+    .await;
     let mut plain = connect(&server, json!({"sub": "pete"})).await;
 
     // Granted rooms: everything works for gina.
@@ -94,11 +98,14 @@ async fn namespaces_and_grants_on_every_path() {
         let m3 = denied(&plain.request(presence(room)).await);
         // The same answer whether the room exists (with history and
         // members) or not: nothing leaks.
-        assert_eq!((m1.as_str(), m2.as_str(), m3.as_str()), (
-            "not allowed in this room",
-            "not allowed in this room",
-            "not allowed in this room"
-        ));
+        assert_eq!(
+            (m1.as_str(), m2.as_str(), m3.as_str()),
+            (
+                "not allowed in this room",
+                "not allowed in this room",
+                "not allowed in this room"
+            )
+        );
         // Publishing needs a join first, which failed.
         let reply = plain.request(publish(room, "x")).await;
         assert_error(&reply, reply.id, ErrorCode::NotJoined);
@@ -186,7 +193,9 @@ async fn the_sender_is_always_the_authenticated_user() {
         id,
         command: Some(direct("victim", "from the admin")),
     };
-    mallory.send_raw(with_extra_field(&frame, 14, "admin")).await;
+    mallory
+        .send_raw(with_extra_field(&frame, 14, "admin"))
+        .await;
     expect_kind!(mallory.rx.reply(id).await, Kind::Direct);
     let dm = expect_kind!(victim.next_push().await, Kind::DirectMessage);
     assert_eq!(dm.sender, "mallory");

@@ -370,6 +370,11 @@ impl ClientRx {
         }
     }
 
+    /// Takes the oldest frame kept aside by [`reply`](Self::reply).
+    pub fn pop_pending(&mut self) -> Option<ServerFrame> {
+        self.pending.pop_front()
+    }
+
     /// Frames read but not consumed yet.
     pub fn pending(&self) -> &VecDeque<ServerFrame> {
         &self.pending
@@ -887,7 +892,7 @@ pub fn now_ms() -> i64 {
 pub struct ServerProcess {
     child: std::process::Child,
     addr: String,
-    stdout: Option<std::io::BufReader<std::process::ChildStdout>>,
+    pub stdout: Option<std::io::BufReader<std::process::ChildStdout>>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -1024,4 +1029,3 @@ impl Drop for ServerProcess {
         }
     }
 }
-

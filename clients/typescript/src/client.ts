@@ -15,6 +15,7 @@ import type {
   PingReply,
   PresenceReply,
   PublishReply,
+  RefreshReply,
 } from "./gen/switchboard/v1/commands_pb.js";
 import {
   ConnectRequestSchema,
@@ -139,6 +140,7 @@ interface ReplyMap {
   history: HistoryReply;
   presence: PresenceReply;
   ping: PingReply;
+  refresh: RefreshReply;
 }
 type ReplyOf<C extends CommandCase> = ReplyMap[C];
 type Timer = ReturnType<typeof setTimeout>;

@@ -73,6 +73,7 @@ describe("close codes", () => {
       CloseCode.SLOW_CONSUMER,
       CloseCode.CONNECT_TIMEOUT,
       CloseCode.IDLE_TIMEOUT,
+      CloseCode.RATE_LIMITED,
     ]);
     for (const value of Object.values(CloseCode)) {
       if (typeof value !== "number" || value === CloseCode.UNSPECIFIED) continue;

@@ -55,7 +55,9 @@ const (
 	CloseCode_CLOSE_CODE_MESSAGE_TOO_BIG CloseCode = 1009
 	// The server failed internally. Reconnect with backoff.
 	CloseCode_CLOSE_CODE_INTERNAL_ERROR CloseCode = 1011
-	// The server is overloaded. Reconnect later, with backoff.
+	// The server is overloaded, or the user already has
+	// `limits.max_connections_per_user` connections open. Reconnect later,
+	// with backoff.
 	CloseCode_CLOSE_CODE_TRY_AGAIN_LATER CloseCode = 1013
 	// The connection could not keep up: its outbound queue overflowed. Others
 	// were not slowed. Reconnect and rejoin with `since` to recover.
@@ -65,6 +67,10 @@ const (
 	// Nothing was received from the client (not even a pong) within the idle
 	// timeout. Reconnect.
 	CloseCode_CLOSE_CODE_IDLE_TIMEOUT CloseCode = 4002
+	// The client kept sending commands over its rate limit after being told
+	// (`ERROR_CODE_RATE_LIMITED` with `retry_after_ms`). Reconnect with
+	// backoff and slow down.
+	CloseCode_CLOSE_CODE_RATE_LIMITED CloseCode = 4003
 	// The connection was closed by a backend or an operator. Do not reconnect.
 	CloseCode_CLOSE_CODE_KICKED CloseCode = 4500
 )
@@ -85,6 +91,7 @@ var (
 		4000: "CLOSE_CODE_SLOW_CONSUMER",
 		4001: "CLOSE_CODE_CONNECT_TIMEOUT",
 		4002: "CLOSE_CODE_IDLE_TIMEOUT",
+		4003: "CLOSE_CODE_RATE_LIMITED",
 		4500: "CLOSE_CODE_KICKED",
 	}
 	CloseCode_value = map[string]int32{
@@ -101,6 +108,7 @@ var (
 		"CLOSE_CODE_SLOW_CONSUMER":    4000,
 		"CLOSE_CODE_CONNECT_TIMEOUT":  4001,
 		"CLOSE_CODE_IDLE_TIMEOUT":     4002,
+		"CLOSE_CODE_RATE_LIMITED":     4003,
 		"CLOSE_CODE_KICKED":           4500,
 	}
 )
@@ -136,7 +144,7 @@ var File_switchboard_v1_close_codes_proto protoreflect.FileDescriptor
 
 const file_switchboard_v1_close_codes_proto_rawDesc = "" +
 	"\n" +
-	" switchboard/v1/close_codes.proto\x12\x0eswitchboard.v1*\xb8\x03\n" +
+	" switchboard/v1/close_codes.proto\x12\x0eswitchboard.v1*\xd6\x03\n" +
 	"\tCloseCode\x12\x1a\n" +
 	"\x16CLOSE_CODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x11CLOSE_CODE_NORMAL\x10\xe8\a\x12\x1a\n" +
@@ -150,7 +158,8 @@ const file_switchboard_v1_close_codes_proto_rawDesc = "" +
 	"\x1aCLOSE_CODE_TRY_AGAIN_LATER\x10\xf5\a\x12\x1d\n" +
 	"\x18CLOSE_CODE_SLOW_CONSUMER\x10\xa0\x1f\x12\x1f\n" +
 	"\x1aCLOSE_CODE_CONNECT_TIMEOUT\x10\xa1\x1f\x12\x1c\n" +
-	"\x17CLOSE_CODE_IDLE_TIMEOUT\x10\xa2\x1f\x12\x16\n" +
+	"\x17CLOSE_CODE_IDLE_TIMEOUT\x10\xa2\x1f\x12\x1c\n" +
+	"\x17CLOSE_CODE_RATE_LIMITED\x10\xa3\x1f\x12\x16\n" +
 	"\x11CLOSE_CODE_KICKED\x10\x94#B\xd1\x01\n" +
 	"\x12dev.switchboard.v1B\x0fCloseCodesProtoP\x01ZQgithub.com/switchboard-rt/switchboard/clients/go/gen/switchboard/v1;switchboardv1\xa2\x02\x03SXX\xaa\x02\x0eSwitchboard.V1\xca\x02\x0eSwitchboard\\V1\xe2\x02\x1aSwitchboard\\V1\\GPBMetadata\xea\x02\x0fSwitchboard::V1b\x06proto3"
 

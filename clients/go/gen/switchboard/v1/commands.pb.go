@@ -957,6 +957,102 @@ func (x *PingReply) GetTimestampMs() int64 {
 	return 0
 }
 
+// Replaces the connection's token, e.g. shortly before `expires_at_ms`. The
+// new token must be valid and name the same user (`sub`); its expiry (and
+// room grants) replace the old ones. A connection whose token expires
+// without a refresh is closed with 1008.
+type RefreshRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new token (a JWT, as in `connect`).
+	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshRequest) Reset() {
+	*x = RefreshRequest{}
+	mi := &file_switchboard_v1_commands_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshRequest) ProtoMessage() {}
+
+func (x *RefreshRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_commands_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshRequest.ProtoReflect.Descriptor instead.
+func (*RefreshRequest) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_commands_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RefreshRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+// Reply to `refresh`.
+type RefreshReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the new token expires, in milliseconds since the Unix epoch; 0 if
+	// never.
+	ExpiresAtMs   int64 `protobuf:"varint,1,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshReply) Reset() {
+	*x = RefreshReply{}
+	mi := &file_switchboard_v1_commands_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshReply) ProtoMessage() {}
+
+func (x *RefreshReply) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_commands_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshReply.ProtoReflect.Descriptor instead.
+func (*RefreshReply) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_commands_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RefreshReply) GetExpiresAtMs() int64 {
+	if x != nil {
+		return x.ExpiresAtMs
+	}
+	return 0
+}
+
 var File_switchboard_v1_commands_proto protoreflect.FileDescriptor
 
 const file_switchboard_v1_commands_proto_rawDesc = "" +
@@ -1013,7 +1109,11 @@ const file_switchboard_v1_commands_proto_rawDesc = "" +
 	"\amembers\x18\x01 \x03(\v2\x16.switchboard.v1.MemberR\amembers\"\r\n" +
 	"\vPingRequest\".\n" +
 	"\tPingReply\x12!\n" +
-	"\ftimestamp_ms\x18\x01 \x01(\x03R\vtimestampMsB\xcf\x01\n" +
+	"\ftimestamp_ms\x18\x01 \x01(\x03R\vtimestampMs\"&\n" +
+	"\x0eRefreshRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"2\n" +
+	"\fRefreshReply\x12\"\n" +
+	"\rexpires_at_ms\x18\x01 \x01(\x03R\vexpiresAtMsB\xcf\x01\n" +
 	"\x12dev.switchboard.v1B\rCommandsProtoP\x01ZQgithub.com/switchboard-rt/switchboard/clients/go/gen/switchboard/v1;switchboardv1\xa2\x02\x03SXX\xaa\x02\x0eSwitchboard.V1\xca\x02\x0eSwitchboard\\V1\xe2\x02\x1aSwitchboard\\V1\\GPBMetadata\xea\x02\x0fSwitchboard::V1b\x06proto3"
 
 var (
@@ -1028,7 +1128,7 @@ func file_switchboard_v1_commands_proto_rawDescGZIP() []byte {
 	return file_switchboard_v1_commands_proto_rawDescData
 }
 
-var file_switchboard_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_switchboard_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_switchboard_v1_commands_proto_goTypes = []any{
 	(*ConnectRequest)(nil),  // 0: switchboard.v1.ConnectRequest
 	(*ConnectReply)(nil),    // 1: switchboard.v1.ConnectReply
@@ -1046,20 +1146,22 @@ var file_switchboard_v1_commands_proto_goTypes = []any{
 	(*PresenceReply)(nil),   // 13: switchboard.v1.PresenceReply
 	(*PingRequest)(nil),     // 14: switchboard.v1.PingRequest
 	(*PingReply)(nil),       // 15: switchboard.v1.PingReply
-	(*StreamPosition)(nil),  // 16: switchboard.v1.StreamPosition
-	(*RoomMessage)(nil),     // 17: switchboard.v1.RoomMessage
-	(*Payload)(nil),         // 18: switchboard.v1.Payload
-	(*Member)(nil),          // 19: switchboard.v1.Member
+	(*RefreshRequest)(nil),  // 16: switchboard.v1.RefreshRequest
+	(*RefreshReply)(nil),    // 17: switchboard.v1.RefreshReply
+	(*StreamPosition)(nil),  // 18: switchboard.v1.StreamPosition
+	(*RoomMessage)(nil),     // 19: switchboard.v1.RoomMessage
+	(*Payload)(nil),         // 20: switchboard.v1.Payload
+	(*Member)(nil),          // 21: switchboard.v1.Member
 }
 var file_switchboard_v1_commands_proto_depIdxs = []int32{
-	16, // 0: switchboard.v1.JoinRequest.since:type_name -> switchboard.v1.StreamPosition
-	16, // 1: switchboard.v1.JoinReply.position:type_name -> switchboard.v1.StreamPosition
-	17, // 2: switchboard.v1.JoinReply.messages:type_name -> switchboard.v1.RoomMessage
-	18, // 3: switchboard.v1.PublishRequest.payload:type_name -> switchboard.v1.Payload
-	18, // 4: switchboard.v1.DirectRequest.payload:type_name -> switchboard.v1.Payload
-	17, // 5: switchboard.v1.HistoryReply.messages:type_name -> switchboard.v1.RoomMessage
-	16, // 6: switchboard.v1.HistoryReply.position:type_name -> switchboard.v1.StreamPosition
-	19, // 7: switchboard.v1.PresenceReply.members:type_name -> switchboard.v1.Member
+	18, // 0: switchboard.v1.JoinRequest.since:type_name -> switchboard.v1.StreamPosition
+	18, // 1: switchboard.v1.JoinReply.position:type_name -> switchboard.v1.StreamPosition
+	19, // 2: switchboard.v1.JoinReply.messages:type_name -> switchboard.v1.RoomMessage
+	20, // 3: switchboard.v1.PublishRequest.payload:type_name -> switchboard.v1.Payload
+	20, // 4: switchboard.v1.DirectRequest.payload:type_name -> switchboard.v1.Payload
+	19, // 5: switchboard.v1.HistoryReply.messages:type_name -> switchboard.v1.RoomMessage
+	18, // 6: switchboard.v1.HistoryReply.position:type_name -> switchboard.v1.StreamPosition
+	21, // 7: switchboard.v1.PresenceReply.members:type_name -> switchboard.v1.Member
 	8,  // [8:8] is the sub-list for method output_type
 	8,  // [8:8] is the sub-list for method input_type
 	8,  // [8:8] is the sub-list for extension type_name
@@ -1080,7 +1182,7 @@ func file_switchboard_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_v1_commands_proto_rawDesc), len(file_switchboard_v1_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -63,6 +63,7 @@ type ClientFrame struct {
 	//	*ClientFrame_History
 	//	*ClientFrame_Presence
 	//	*ClientFrame_Ping
+	//	*ClientFrame_Refresh
 	Command       isClientFrame_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -184,6 +185,15 @@ func (x *ClientFrame) GetPing() *PingRequest {
 	return nil
 }
 
+func (x *ClientFrame) GetRefresh() *RefreshRequest {
+	if x != nil {
+		if x, ok := x.Command.(*ClientFrame_Refresh); ok {
+			return x.Refresh
+		}
+	}
+	return nil
+}
+
 type isClientFrame_Command interface {
 	isClientFrame_Command()
 }
@@ -228,6 +238,11 @@ type ClientFrame_Ping struct {
 	Ping *PingRequest `protobuf:"bytes,9,opt,name=ping,proto3,oneof"`
 }
 
+type ClientFrame_Refresh struct {
+	// Replace the connection's token before it expires.
+	Refresh *RefreshRequest `protobuf:"bytes,10,opt,name=refresh,proto3,oneof"`
+}
+
 func (*ClientFrame_Connect) isClientFrame_Command() {}
 
 func (*ClientFrame_Join) isClientFrame_Command() {}
@@ -243,6 +258,8 @@ func (*ClientFrame_History) isClientFrame_Command() {}
 func (*ClientFrame_Presence) isClientFrame_Command() {}
 
 func (*ClientFrame_Ping) isClientFrame_Command() {}
+
+func (*ClientFrame_Refresh) isClientFrame_Command() {}
 
 // Everything the server sends: a reply to a command, or a push.
 type ServerFrame struct {
@@ -269,6 +286,7 @@ type ServerFrame struct {
 	//	*ServerFrame_MemberJoined
 	//	*ServerFrame_MemberLeft
 	//	*ServerFrame_Disconnect
+	//	*ServerFrame_Refresh
 	Kind          isServerFrame_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -453,6 +471,15 @@ func (x *ServerFrame) GetDisconnect() *Disconnect {
 	return nil
 }
 
+func (x *ServerFrame) GetRefresh() *RefreshReply {
+	if x != nil {
+		if x, ok := x.Kind.(*ServerFrame_Refresh); ok {
+			return x.Refresh
+		}
+	}
+	return nil
+}
+
 type isServerFrame_Kind interface {
 	isServerFrame_Kind()
 }
@@ -534,6 +561,11 @@ type ServerFrame_Disconnect struct {
 	Disconnect *Disconnect `protobuf:"bytes,16,opt,name=disconnect,proto3,oneof"`
 }
 
+type ServerFrame_Refresh struct {
+	// Reply to `refresh`.
+	Refresh *RefreshReply `protobuf:"bytes,17,opt,name=refresh,proto3,oneof"`
+}
+
 func (*ServerFrame_Error) isServerFrame_Kind() {}
 
 func (*ServerFrame_Connect) isServerFrame_Kind() {}
@@ -564,11 +596,13 @@ func (*ServerFrame_MemberLeft) isServerFrame_Kind() {}
 
 func (*ServerFrame_Disconnect) isServerFrame_Kind() {}
 
+func (*ServerFrame_Refresh) isServerFrame_Kind() {}
+
 var File_switchboard_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_switchboard_v1_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x1dswitchboard/v1/envelope.proto\x12\x0eswitchboard.v1\x1a\x1dswitchboard/v1/commands.proto\x1a\x1bswitchboard/v1/errors.proto\x1a\x1bswitchboard/v1/pushes.proto\"\xf0\x03\n" +
+	"\x1dswitchboard/v1/envelope.proto\x12\x0eswitchboard.v1\x1a\x1dswitchboard/v1/commands.proto\x1a\x1bswitchboard/v1/errors.proto\x1a\x1bswitchboard/v1/pushes.proto\"\xac\x04\n" +
 	"\vClientFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12:\n" +
 	"\aconnect\x18\x02 \x01(\v2\x1e.switchboard.v1.ConnectRequestH\x00R\aconnect\x121\n" +
@@ -578,8 +612,10 @@ const file_switchboard_v1_envelope_proto_rawDesc = "" +
 	"\x06direct\x18\x06 \x01(\v2\x1d.switchboard.v1.DirectRequestH\x00R\x06direct\x12:\n" +
 	"\ahistory\x18\a \x01(\v2\x1e.switchboard.v1.HistoryRequestH\x00R\ahistory\x12=\n" +
 	"\bpresence\x18\b \x01(\v2\x1f.switchboard.v1.PresenceRequestH\x00R\bpresence\x121\n" +
-	"\x04ping\x18\t \x01(\v2\x1b.switchboard.v1.PingRequestH\x00R\x04pingB\t\n" +
-	"\acommand\"\x93\a\n" +
+	"\x04ping\x18\t \x01(\v2\x1b.switchboard.v1.PingRequestH\x00R\x04ping\x12:\n" +
+	"\arefresh\x18\n" +
+	" \x01(\v2\x1e.switchboard.v1.RefreshRequestH\x00R\arefreshB\t\n" +
+	"\acommand\"\xcd\a\n" +
 	"\vServerFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12-\n" +
 	"\x05error\x18\x02 \x01(\v2\x15.switchboard.v1.ErrorH\x00R\x05error\x128\n" +
@@ -600,7 +636,8 @@ const file_switchboard_v1_envelope_proto_rawDesc = "" +
 	"memberLeft\x12<\n" +
 	"\n" +
 	"disconnect\x18\x10 \x01(\v2\x1a.switchboard.v1.DisconnectH\x00R\n" +
-	"disconnectB\x06\n" +
+	"disconnect\x128\n" +
+	"\arefresh\x18\x11 \x01(\v2\x1c.switchboard.v1.RefreshReplyH\x00R\arefreshB\x06\n" +
 	"\x04kindB\xcf\x01\n" +
 	"\x12dev.switchboard.v1B\rEnvelopeProtoP\x01ZQgithub.com/switchboard-rt/switchboard/clients/go/gen/switchboard/v1;switchboardv1\xa2\x02\x03SXX\xaa\x02\x0eSwitchboard.V1\xca\x02\x0eSwitchboard\\V1\xe2\x02\x1aSwitchboard\\V1\\GPBMetadata\xea\x02\x0fSwitchboard::V1b\x06proto3"
 
@@ -628,21 +665,23 @@ var file_switchboard_v1_envelope_proto_goTypes = []any{
 	(*HistoryRequest)(nil),  // 7: switchboard.v1.HistoryRequest
 	(*PresenceRequest)(nil), // 8: switchboard.v1.PresenceRequest
 	(*PingRequest)(nil),     // 9: switchboard.v1.PingRequest
-	(*Error)(nil),           // 10: switchboard.v1.Error
-	(*ConnectReply)(nil),    // 11: switchboard.v1.ConnectReply
-	(*JoinReply)(nil),       // 12: switchboard.v1.JoinReply
-	(*LeaveReply)(nil),      // 13: switchboard.v1.LeaveReply
-	(*PublishReply)(nil),    // 14: switchboard.v1.PublishReply
-	(*DirectReply)(nil),     // 15: switchboard.v1.DirectReply
-	(*HistoryReply)(nil),    // 16: switchboard.v1.HistoryReply
-	(*PresenceReply)(nil),   // 17: switchboard.v1.PresenceReply
-	(*PingReply)(nil),       // 18: switchboard.v1.PingReply
-	(*RoomMessage)(nil),     // 19: switchboard.v1.RoomMessage
-	(*DirectMessage)(nil),   // 20: switchboard.v1.DirectMessage
-	(*Notification)(nil),    // 21: switchboard.v1.Notification
-	(*MemberJoined)(nil),    // 22: switchboard.v1.MemberJoined
-	(*MemberLeft)(nil),      // 23: switchboard.v1.MemberLeft
-	(*Disconnect)(nil),      // 24: switchboard.v1.Disconnect
+	(*RefreshRequest)(nil),  // 10: switchboard.v1.RefreshRequest
+	(*Error)(nil),           // 11: switchboard.v1.Error
+	(*ConnectReply)(nil),    // 12: switchboard.v1.ConnectReply
+	(*JoinReply)(nil),       // 13: switchboard.v1.JoinReply
+	(*LeaveReply)(nil),      // 14: switchboard.v1.LeaveReply
+	(*PublishReply)(nil),    // 15: switchboard.v1.PublishReply
+	(*DirectReply)(nil),     // 16: switchboard.v1.DirectReply
+	(*HistoryReply)(nil),    // 17: switchboard.v1.HistoryReply
+	(*PresenceReply)(nil),   // 18: switchboard.v1.PresenceReply
+	(*PingReply)(nil),       // 19: switchboard.v1.PingReply
+	(*RoomMessage)(nil),     // 20: switchboard.v1.RoomMessage
+	(*DirectMessage)(nil),   // 21: switchboard.v1.DirectMessage
+	(*Notification)(nil),    // 22: switchboard.v1.Notification
+	(*MemberJoined)(nil),    // 23: switchboard.v1.MemberJoined
+	(*MemberLeft)(nil),      // 24: switchboard.v1.MemberLeft
+	(*Disconnect)(nil),      // 25: switchboard.v1.Disconnect
+	(*RefreshReply)(nil),    // 26: switchboard.v1.RefreshReply
 }
 var file_switchboard_v1_envelope_proto_depIdxs = []int32{
 	2,  // 0: switchboard.v1.ClientFrame.connect:type_name -> switchboard.v1.ConnectRequest
@@ -653,26 +692,28 @@ var file_switchboard_v1_envelope_proto_depIdxs = []int32{
 	7,  // 5: switchboard.v1.ClientFrame.history:type_name -> switchboard.v1.HistoryRequest
 	8,  // 6: switchboard.v1.ClientFrame.presence:type_name -> switchboard.v1.PresenceRequest
 	9,  // 7: switchboard.v1.ClientFrame.ping:type_name -> switchboard.v1.PingRequest
-	10, // 8: switchboard.v1.ServerFrame.error:type_name -> switchboard.v1.Error
-	11, // 9: switchboard.v1.ServerFrame.connect:type_name -> switchboard.v1.ConnectReply
-	12, // 10: switchboard.v1.ServerFrame.join:type_name -> switchboard.v1.JoinReply
-	13, // 11: switchboard.v1.ServerFrame.leave:type_name -> switchboard.v1.LeaveReply
-	14, // 12: switchboard.v1.ServerFrame.publish:type_name -> switchboard.v1.PublishReply
-	15, // 13: switchboard.v1.ServerFrame.direct:type_name -> switchboard.v1.DirectReply
-	16, // 14: switchboard.v1.ServerFrame.history:type_name -> switchboard.v1.HistoryReply
-	17, // 15: switchboard.v1.ServerFrame.presence:type_name -> switchboard.v1.PresenceReply
-	18, // 16: switchboard.v1.ServerFrame.ping:type_name -> switchboard.v1.PingReply
-	19, // 17: switchboard.v1.ServerFrame.message:type_name -> switchboard.v1.RoomMessage
-	20, // 18: switchboard.v1.ServerFrame.direct_message:type_name -> switchboard.v1.DirectMessage
-	21, // 19: switchboard.v1.ServerFrame.notification:type_name -> switchboard.v1.Notification
-	22, // 20: switchboard.v1.ServerFrame.member_joined:type_name -> switchboard.v1.MemberJoined
-	23, // 21: switchboard.v1.ServerFrame.member_left:type_name -> switchboard.v1.MemberLeft
-	24, // 22: switchboard.v1.ServerFrame.disconnect:type_name -> switchboard.v1.Disconnect
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	10, // 8: switchboard.v1.ClientFrame.refresh:type_name -> switchboard.v1.RefreshRequest
+	11, // 9: switchboard.v1.ServerFrame.error:type_name -> switchboard.v1.Error
+	12, // 10: switchboard.v1.ServerFrame.connect:type_name -> switchboard.v1.ConnectReply
+	13, // 11: switchboard.v1.ServerFrame.join:type_name -> switchboard.v1.JoinReply
+	14, // 12: switchboard.v1.ServerFrame.leave:type_name -> switchboard.v1.LeaveReply
+	15, // 13: switchboard.v1.ServerFrame.publish:type_name -> switchboard.v1.PublishReply
+	16, // 14: switchboard.v1.ServerFrame.direct:type_name -> switchboard.v1.DirectReply
+	17, // 15: switchboard.v1.ServerFrame.history:type_name -> switchboard.v1.HistoryReply
+	18, // 16: switchboard.v1.ServerFrame.presence:type_name -> switchboard.v1.PresenceReply
+	19, // 17: switchboard.v1.ServerFrame.ping:type_name -> switchboard.v1.PingReply
+	20, // 18: switchboard.v1.ServerFrame.message:type_name -> switchboard.v1.RoomMessage
+	21, // 19: switchboard.v1.ServerFrame.direct_message:type_name -> switchboard.v1.DirectMessage
+	22, // 20: switchboard.v1.ServerFrame.notification:type_name -> switchboard.v1.Notification
+	23, // 21: switchboard.v1.ServerFrame.member_joined:type_name -> switchboard.v1.MemberJoined
+	24, // 22: switchboard.v1.ServerFrame.member_left:type_name -> switchboard.v1.MemberLeft
+	25, // 23: switchboard.v1.ServerFrame.disconnect:type_name -> switchboard.v1.Disconnect
+	26, // 24: switchboard.v1.ServerFrame.refresh:type_name -> switchboard.v1.RefreshReply
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_v1_envelope_proto_init() }
@@ -692,6 +733,7 @@ func file_switchboard_v1_envelope_proto_init() {
 		(*ClientFrame_History)(nil),
 		(*ClientFrame_Presence)(nil),
 		(*ClientFrame_Ping)(nil),
+		(*ClientFrame_Refresh)(nil),
 	}
 	file_switchboard_v1_envelope_proto_msgTypes[1].OneofWrappers = []any{
 		(*ServerFrame_Error)(nil),
@@ -709,6 +751,7 @@ func file_switchboard_v1_envelope_proto_init() {
 		(*ServerFrame_MemberJoined)(nil),
 		(*ServerFrame_MemberLeft)(nil),
 		(*ServerFrame_Disconnect)(nil),
+		(*ServerFrame_Refresh)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

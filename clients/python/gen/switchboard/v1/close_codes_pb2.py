@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n switchboard/v1/close_codes.proto\x12\x0eswitchboard.v1*\xb8\x03\n\tCloseCode\x12\x1a\n\x16\x43LOSE_CODE_UNSPECIFIED\x10\x00\x12\x16\n\x11\x43LOSE_CODE_NORMAL\x10\xe8\x07\x12\x1a\n\x15\x43LOSE_CODE_GOING_AWAY\x10\xe9\x07\x12\x1e\n\x19\x43LOSE_CODE_PROTOCOL_ERROR\x10\xea\x07\x12 \n\x1b\x43LOSE_CODE_UNSUPPORTED_DATA\x10\xeb\x07\x12\x1f\n\x1a\x43LOSE_CODE_INVALID_PAYLOAD\x10\xef\x07\x12 \n\x1b\x43LOSE_CODE_POLICY_VIOLATION\x10\xf0\x07\x12\x1f\n\x1a\x43LOSE_CODE_MESSAGE_TOO_BIG\x10\xf1\x07\x12\x1e\n\x19\x43LOSE_CODE_INTERNAL_ERROR\x10\xf3\x07\x12\x1f\n\x1a\x43LOSE_CODE_TRY_AGAIN_LATER\x10\xf5\x07\x12\x1d\n\x18\x43LOSE_CODE_SLOW_CONSUMER\x10\xa0\x1f\x12\x1f\n\x1a\x43LOSE_CODE_CONNECT_TIMEOUT\x10\xa1\x1f\x12\x1c\n\x17\x43LOSE_CODE_IDLE_TIMEOUT\x10\xa2\x1f\x12\x16\n\x11\x43LOSE_CODE_KICKED\x10\x94#B\xd1\x01\n\x12\x64\x65v.switchboard.v1B\x0f\x43loseCodesProtoP\x01ZQgithub.com/switchboard-rt/switchboard/clients/go/gen/switchboard/v1;switchboardv1\xa2\x02\x03SXX\xaa\x02\x0eSwitchboard.V1\xca\x02\x0eSwitchboard\\V1\xe2\x02\x1aSwitchboard\\V1\\GPBMetadata\xea\x02\x0fSwitchboard::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n switchboard/v1/close_codes.proto\x12\x0eswitchboard.v1*\xd6\x03\n\tCloseCode\x12\x1a\n\x16\x43LOSE_CODE_UNSPECIFIED\x10\x00\x12\x16\n\x11\x43LOSE_CODE_NORMAL\x10\xe8\x07\x12\x1a\n\x15\x43LOSE_CODE_GOING_AWAY\x10\xe9\x07\x12\x1e\n\x19\x43LOSE_CODE_PROTOCOL_ERROR\x10\xea\x07\x12 \n\x1b\x43LOSE_CODE_UNSUPPORTED_DATA\x10\xeb\x07\x12\x1f\n\x1a\x43LOSE_CODE_INVALID_PAYLOAD\x10\xef\x07\x12 \n\x1b\x43LOSE_CODE_POLICY_VIOLATION\x10\xf0\x07\x12\x1f\n\x1a\x43LOSE_CODE_MESSAGE_TOO_BIG\x10\xf1\x07\x12\x1e\n\x19\x43LOSE_CODE_INTERNAL_ERROR\x10\xf3\x07\x12\x1f\n\x1a\x43LOSE_CODE_TRY_AGAIN_LATER\x10\xf5\x07\x12\x1d\n\x18\x43LOSE_CODE_SLOW_CONSUMER\x10\xa0\x1f\x12\x1f\n\x1a\x43LOSE_CODE_CONNECT_TIMEOUT\x10\xa1\x1f\x12\x1c\n\x17\x43LOSE_CODE_IDLE_TIMEOUT\x10\xa2\x1f\x12\x1c\n\x17\x43LOSE_CODE_RATE_LIMITED\x10\xa3\x1f\x12\x16\n\x11\x43LOSE_CODE_KICKED\x10\x94#B\xd1\x01\n\x12\x64\x65v.switchboard.v1B\x0f\x43loseCodesProtoP\x01ZQgithub.com/switchboard-rt/switchboard/clients/go/gen/switchboard/v1;switchboardv1\xa2\x02\x03SXX\xaa\x02\x0eSwitchboard.V1\xca\x02\x0eSwitchboard\\V1\xe2\x02\x1aSwitchboard\\V1\\GPBMetadata\xea\x02\x0fSwitchboard::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,5 +33,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\022dev.switchboard.v1B\017CloseCodesProtoP\001ZQgithub.com/switchboard-rt/switchboard/clients/go/gen/switchboard/v1;switchboardv1\242\002\003SXX\252\002\016Switchboard.V1\312\002\016Switchboard\\V1\342\002\032Switchboard\\V1\\GPBMetadata\352\002\017Switchboard::V1'
   _globals['_CLOSECODE']._serialized_start=53
-  _globals['_CLOSECODE']._serialized_end=493
+  _globals['_CLOSECODE']._serialized_end=523
 # @@protoc_insertion_point(module_scope)

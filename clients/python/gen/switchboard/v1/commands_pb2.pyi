@@ -141,3 +141,15 @@ class PingReply(_message.Message):
     TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
     timestamp_ms: int
     def __init__(self, timestamp_ms: _Optional[int] = ...) -> None: ...
+
+class RefreshRequest(_message.Message):
+    __slots__ = ("token",)
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    def __init__(self, token: _Optional[str] = ...) -> None: ...
+
+class RefreshReply(_message.Message):
+    __slots__ = ("expires_at_ms",)
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    expires_at_ms: int
+    def __init__(self, expires_at_ms: _Optional[int] = ...) -> None: ...

@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ClientFrame(_message.Message):
-    __slots__ = ("id", "connect", "join", "leave", "publish", "direct", "history", "presence", "ping")
+    __slots__ = ("id", "connect", "join", "leave", "publish", "direct", "history", "presence", "ping", "refresh")
     ID_FIELD_NUMBER: _ClassVar[int]
     CONNECT_FIELD_NUMBER: _ClassVar[int]
     JOIN_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,7 @@ class ClientFrame(_message.Message):
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     PRESENCE_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_FIELD_NUMBER: _ClassVar[int]
     id: int
     connect: _commands_pb2.ConnectRequest
     join: _commands_pb2.JoinRequest
@@ -28,10 +29,11 @@ class ClientFrame(_message.Message):
     history: _commands_pb2.HistoryRequest
     presence: _commands_pb2.PresenceRequest
     ping: _commands_pb2.PingRequest
-    def __init__(self, id: _Optional[int] = ..., connect: _Optional[_Union[_commands_pb2.ConnectRequest, _Mapping]] = ..., join: _Optional[_Union[_commands_pb2.JoinRequest, _Mapping]] = ..., leave: _Optional[_Union[_commands_pb2.LeaveRequest, _Mapping]] = ..., publish: _Optional[_Union[_commands_pb2.PublishRequest, _Mapping]] = ..., direct: _Optional[_Union[_commands_pb2.DirectRequest, _Mapping]] = ..., history: _Optional[_Union[_commands_pb2.HistoryRequest, _Mapping]] = ..., presence: _Optional[_Union[_commands_pb2.PresenceRequest, _Mapping]] = ..., ping: _Optional[_Union[_commands_pb2.PingRequest, _Mapping]] = ...) -> None: ...
+    refresh: _commands_pb2.RefreshRequest
+    def __init__(self, id: _Optional[int] = ..., connect: _Optional[_Union[_commands_pb2.ConnectRequest, _Mapping]] = ..., join: _Optional[_Union[_commands_pb2.JoinRequest, _Mapping]] = ..., leave: _Optional[_Union[_commands_pb2.LeaveRequest, _Mapping]] = ..., publish: _Optional[_Union[_commands_pb2.PublishRequest, _Mapping]] = ..., direct: _Optional[_Union[_commands_pb2.DirectRequest, _Mapping]] = ..., history: _Optional[_Union[_commands_pb2.HistoryRequest, _Mapping]] = ..., presence: _Optional[_Union[_commands_pb2.PresenceRequest, _Mapping]] = ..., ping: _Optional[_Union[_commands_pb2.PingRequest, _Mapping]] = ..., refresh: _Optional[_Union[_commands_pb2.RefreshRequest, _Mapping]] = ...) -> None: ...
 
 class ServerFrame(_message.Message):
-    __slots__ = ("id", "error", "connect", "join", "leave", "publish", "direct", "history", "presence", "ping", "message", "direct_message", "notification", "member_joined", "member_left", "disconnect")
+    __slots__ = ("id", "error", "connect", "join", "leave", "publish", "direct", "history", "presence", "ping", "message", "direct_message", "notification", "member_joined", "member_left", "disconnect", "refresh")
     ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     CONNECT_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +50,7 @@ class ServerFrame(_message.Message):
     MEMBER_JOINED_FIELD_NUMBER: _ClassVar[int]
     MEMBER_LEFT_FIELD_NUMBER: _ClassVar[int]
     DISCONNECT_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_FIELD_NUMBER: _ClassVar[int]
     id: int
     error: _errors_pb2.Error
     connect: _commands_pb2.ConnectReply
@@ -64,4 +67,5 @@ class ServerFrame(_message.Message):
     member_joined: _pushes_pb2.MemberJoined
     member_left: _pushes_pb2.MemberLeft
     disconnect: _pushes_pb2.Disconnect
-    def __init__(self, id: _Optional[int] = ..., error: _Optional[_Union[_errors_pb2.Error, _Mapping]] = ..., connect: _Optional[_Union[_commands_pb2.ConnectReply, _Mapping]] = ..., join: _Optional[_Union[_commands_pb2.JoinReply, _Mapping]] = ..., leave: _Optional[_Union[_commands_pb2.LeaveReply, _Mapping]] = ..., publish: _Optional[_Union[_commands_pb2.PublishReply, _Mapping]] = ..., direct: _Optional[_Union[_commands_pb2.DirectReply, _Mapping]] = ..., history: _Optional[_Union[_commands_pb2.HistoryReply, _Mapping]] = ..., presence: _Optional[_Union[_commands_pb2.PresenceReply, _Mapping]] = ..., ping: _Optional[_Union[_commands_pb2.PingReply, _Mapping]] = ..., message: _Optional[_Union[_pushes_pb2.RoomMessage, _Mapping]] = ..., direct_message: _Optional[_Union[_pushes_pb2.DirectMessage, _Mapping]] = ..., notification: _Optional[_Union[_pushes_pb2.Notification, _Mapping]] = ..., member_joined: _Optional[_Union[_pushes_pb2.MemberJoined, _Mapping]] = ..., member_left: _Optional[_Union[_pushes_pb2.MemberLeft, _Mapping]] = ..., disconnect: _Optional[_Union[_pushes_pb2.Disconnect, _Mapping]] = ...) -> None: ...
+    refresh: _commands_pb2.RefreshReply
+    def __init__(self, id: _Optional[int] = ..., error: _Optional[_Union[_errors_pb2.Error, _Mapping]] = ..., connect: _Optional[_Union[_commands_pb2.ConnectReply, _Mapping]] = ..., join: _Optional[_Union[_commands_pb2.JoinReply, _Mapping]] = ..., leave: _Optional[_Union[_commands_pb2.LeaveReply, _Mapping]] = ..., publish: _Optional[_Union[_commands_pb2.PublishReply, _Mapping]] = ..., direct: _Optional[_Union[_commands_pb2.DirectReply, _Mapping]] = ..., history: _Optional[_Union[_commands_pb2.HistoryReply, _Mapping]] = ..., presence: _Optional[_Union[_commands_pb2.PresenceReply, _Mapping]] = ..., ping: _Optional[_Union[_commands_pb2.PingReply, _Mapping]] = ..., message: _Optional[_Union[_pushes_pb2.RoomMessage, _Mapping]] = ..., direct_message: _Optional[_Union[_pushes_pb2.DirectMessage, _Mapping]] = ..., notification: _Optional[_Union[_pushes_pb2.Notification, _Mapping]] = ..., member_joined: _Optional[_Union[_pushes_pb2.MemberJoined, _Mapping]] = ..., member_left: _Optional[_Union[_pushes_pb2.MemberLeft, _Mapping]] = ..., disconnect: _Optional[_Union[_pushes_pb2.Disconnect, _Mapping]] = ..., refresh: _Optional[_Union[_commands_pb2.RefreshReply, _Mapping]] = ...) -> None: ...

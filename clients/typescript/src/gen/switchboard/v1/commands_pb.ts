@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file switchboard/v1/commands.proto.
  */
 export const file_switchboard_v1_commands: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zd2l0Y2hib2FyZC92MS9jb21tYW5kcy5wcm90bxIOc3dpdGNoYm9hcmQudjEiLQoOQ29ubmVjdFJlcXVlc3QSDQoFdG9rZW4YASABKAkSDAoEbmFtZRgCIAEoCSJ3CgxDb25uZWN0UmVwbHkSDgoGY2xpZW50GAEgASgJEgwKBHVzZXIYAiABKAkSGAoQcGluZ19pbnRlcnZhbF9tcxgDIAEoDRIYChBtYXhfbWVzc2FnZV9zaXplGAQgASgNEhUKDWV4cGlyZXNfYXRfbXMYBSABKAMiYwoLSm9pblJlcXVlc3QSDAoEcm9vbRgBIAEoCRItCgVzaW5jZRgCIAEoCzIeLnN3aXRjaGJvYXJkLnYxLlN0cmVhbVBvc2l0aW9uEhcKD3ByZXNlbmNlX2V2ZW50cxgDIAEoCCJ/CglKb2luUmVwbHkSMAoIcG9zaXRpb24YASABKAsyHi5zd2l0Y2hib2FyZC52MS5TdHJlYW1Qb3NpdGlvbhIRCglyZWNvdmVyZWQYAiABKAgSLQoIbWVzc2FnZXMYAyADKAsyGy5zd2l0Y2hib2FyZC52MS5Sb29tTWVzc2FnZSIcCgxMZWF2ZVJlcXVlc3QSDAoEcm9vbRgBIAEoCSIMCgpMZWF2ZVJlcGx5ImEKDlB1Ymxpc2hSZXF1ZXN0EgwKBHJvb20YASABKAkSKAoHcGF5bG9hZBgCIAEoCzIXLnN3aXRjaGJvYXJkLnYxLlBheWxvYWQSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJImIKDFB1Ymxpc2hSZXBseRIOCgZvZmZzZXQYASABKAQSDQoFZXBvY2gYAiABKAkSCgoCaWQYAyABKAQSFAoMdGltZXN0YW1wX21zGAQgASgDEhEKCWR1cGxpY2F0ZRgFIAEoCCJHCg1EaXJlY3RSZXF1ZXN0EgwKBHVzZXIYASABKAkSKAoHcGF5bG9hZBgCIAEoCzIXLnN3aXRjaGJvYXJkLnYxLlBheWxvYWQiGQoLRGlyZWN0UmVwbHkSCgoCaWQYASABKAQiTAoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRINCgVsaW1pdBgCIAEoDRIOCgZiZWZvcmUYAyABKAQSDQoFYWZ0ZXIYBCABKAQigQEKDEhpc3RvcnlSZXBseRItCghtZXNzYWdlcxgBIAMoCzIbLnN3aXRjaGJvYXJkLnYxLlJvb21NZXNzYWdlEjAKCHBvc2l0aW9uGAIgASgLMh4uc3dpdGNoYm9hcmQudjEuU3RyZWFtUG9zaXRpb24SEAoIaGFzX21vcmUYAyABKAgiHwoPUHJlc2VuY2VSZXF1ZXN0EgwKBHJvb20YASABKAkiOAoNUHJlc2VuY2VSZXBseRInCgdtZW1iZXJzGAEgAygLMhYuc3dpdGNoYm9hcmQudjEuTWVtYmVyIg0KC1BpbmdSZXF1ZXN0IiEKCVBpbmdSZXBseRIUCgx0aW1lc3RhbXBfbXMYASABKANCzwEKEmRldi5zd2l0Y2hib2FyZC52MUINQ29tbWFuZHNQcm90b1ABWlFnaXRodWIuY29tL3N3aXRjaGJvYXJkLXJ0L3N3aXRjaGJvYXJkL2NsaWVudHMvZ28vZ2VuL3N3aXRjaGJvYXJkL3YxO3N3aXRjaGJvYXJkdjGiAgNTWFiqAg5Td2l0Y2hib2FyZC5WMcoCDlN3aXRjaGJvYXJkXFYx4gIaU3dpdGNoYm9hcmRcVjFcR1BCTWV0YWRhdGHqAg9Td2l0Y2hib2FyZDo6VjFiBnByb3RvMw", [file_switchboard_v1_pushes, file_switchboard_v1_types]);
+  fileDesc("Ch1zd2l0Y2hib2FyZC92MS9jb21tYW5kcy5wcm90bxIOc3dpdGNoYm9hcmQudjEiLQoOQ29ubmVjdFJlcXVlc3QSDQoFdG9rZW4YASABKAkSDAoEbmFtZRgCIAEoCSJ3CgxDb25uZWN0UmVwbHkSDgoGY2xpZW50GAEgASgJEgwKBHVzZXIYAiABKAkSGAoQcGluZ19pbnRlcnZhbF9tcxgDIAEoDRIYChBtYXhfbWVzc2FnZV9zaXplGAQgASgNEhUKDWV4cGlyZXNfYXRfbXMYBSABKAMiYwoLSm9pblJlcXVlc3QSDAoEcm9vbRgBIAEoCRItCgVzaW5jZRgCIAEoCzIeLnN3aXRjaGJvYXJkLnYxLlN0cmVhbVBvc2l0aW9uEhcKD3ByZXNlbmNlX2V2ZW50cxgDIAEoCCJ/CglKb2luUmVwbHkSMAoIcG9zaXRpb24YASABKAsyHi5zd2l0Y2hib2FyZC52MS5TdHJlYW1Qb3NpdGlvbhIRCglyZWNvdmVyZWQYAiABKAgSLQoIbWVzc2FnZXMYAyADKAsyGy5zd2l0Y2hib2FyZC52MS5Sb29tTWVzc2FnZSIcCgxMZWF2ZVJlcXVlc3QSDAoEcm9vbRgBIAEoCSIMCgpMZWF2ZVJlcGx5ImEKDlB1Ymxpc2hSZXF1ZXN0EgwKBHJvb20YASABKAkSKAoHcGF5bG9hZBgCIAEoCzIXLnN3aXRjaGJvYXJkLnYxLlBheWxvYWQSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJImIKDFB1Ymxpc2hSZXBseRIOCgZvZmZzZXQYASABKAQSDQoFZXBvY2gYAiABKAkSCgoCaWQYAyABKAQSFAoMdGltZXN0YW1wX21zGAQgASgDEhEKCWR1cGxpY2F0ZRgFIAEoCCJHCg1EaXJlY3RSZXF1ZXN0EgwKBHVzZXIYASABKAkSKAoHcGF5bG9hZBgCIAEoCzIXLnN3aXRjaGJvYXJkLnYxLlBheWxvYWQiGQoLRGlyZWN0UmVwbHkSCgoCaWQYASABKAQiTAoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRINCgVsaW1pdBgCIAEoDRIOCgZiZWZvcmUYAyABKAQSDQoFYWZ0ZXIYBCABKAQigQEKDEhpc3RvcnlSZXBseRItCghtZXNzYWdlcxgBIAMoCzIbLnN3aXRjaGJvYXJkLnYxLlJvb21NZXNzYWdlEjAKCHBvc2l0aW9uGAIgASgLMh4uc3dpdGNoYm9hcmQudjEuU3RyZWFtUG9zaXRpb24SEAoIaGFzX21vcmUYAyABKAgiHwoPUHJlc2VuY2VSZXF1ZXN0EgwKBHJvb20YASABKAkiOAoNUHJlc2VuY2VSZXBseRInCgdtZW1iZXJzGAEgAygLMhYuc3dpdGNoYm9hcmQudjEuTWVtYmVyIg0KC1BpbmdSZXF1ZXN0IiEKCVBpbmdSZXBseRIUCgx0aW1lc3RhbXBfbXMYASABKAMiHwoOUmVmcmVzaFJlcXVlc3QSDQoFdG9rZW4YASABKAkiJQoMUmVmcmVzaFJlcGx5EhUKDWV4cGlyZXNfYXRfbXMYASABKANCzwEKEmRldi5zd2l0Y2hib2FyZC52MUINQ29tbWFuZHNQcm90b1ABWlFnaXRodWIuY29tL3N3aXRjaGJvYXJkLXJ0L3N3aXRjaGJvYXJkL2NsaWVudHMvZ28vZ2VuL3N3aXRjaGJvYXJkL3YxO3N3aXRjaGJvYXJkdjGiAgNTWFiqAg5Td2l0Y2hib2FyZC5WMcoCDlN3aXRjaGJvYXJkXFYx4gIaU3dpdGNoYm9hcmRcVjFcR1BCTWV0YWRhdGHqAg9Td2l0Y2hib2FyZDo6VjFiBnByb3RvMw", [file_switchboard_v1_pushes, file_switchboard_v1_types]);
 
 /**
  * Authenticates the connection. Must be the first command; it must arrive
@@ -515,4 +515,50 @@ export type PingReply = Message<"switchboard.v1.PingReply"> & {
  */
 export const PingReplySchema: GenMessage<PingReply> = /*@__PURE__*/
   messageDesc(file_switchboard_v1_commands, 15);
+
+/**
+ * Replaces the connection's token, e.g. shortly before `expires_at_ms`. The
+ * new token must be valid and name the same user (`sub`); its expiry (and
+ * room grants) replace the old ones. A connection whose token expires
+ * without a refresh is closed with 1008.
+ *
+ * @generated from message switchboard.v1.RefreshRequest
+ */
+export type RefreshRequest = Message<"switchboard.v1.RefreshRequest"> & {
+  /**
+   * The new token (a JWT, as in `connect`).
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message switchboard.v1.RefreshRequest.
+ * Use `create(RefreshRequestSchema)` to create a new message.
+ */
+export const RefreshRequestSchema: GenMessage<RefreshRequest> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_commands, 16);
+
+/**
+ * Reply to `refresh`.
+ *
+ * @generated from message switchboard.v1.RefreshReply
+ */
+export type RefreshReply = Message<"switchboard.v1.RefreshReply"> & {
+  /**
+   * When the new token expires, in milliseconds since the Unix epoch; 0 if
+   * never.
+   *
+   * @generated from field: int64 expires_at_ms = 1;
+   */
+  expiresAtMs: bigint;
+};
+
+/**
+ * Describes the message switchboard.v1.RefreshReply.
+ * Use `create(RefreshReplySchema)` to create a new message.
+ */
+export const RefreshReplySchema: GenMessage<RefreshReply> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_commands, 17);
 

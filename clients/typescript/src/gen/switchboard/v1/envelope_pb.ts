@@ -27,7 +27,7 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { ConnectReply, ConnectRequest, DirectReply, DirectRequest, HistoryReply, HistoryRequest, JoinReply, JoinRequest, LeaveReply, LeaveRequest, PingReply, PingRequest, PresenceReply, PresenceRequest, PublishReply, PublishRequest } from "./commands_pb.js";
+import type { ConnectReply, ConnectRequest, DirectReply, DirectRequest, HistoryReply, HistoryRequest, JoinReply, JoinRequest, LeaveReply, LeaveRequest, PingReply, PingRequest, PresenceReply, PresenceRequest, PublishReply, PublishRequest, RefreshReply, RefreshRequest } from "./commands_pb.js";
 import { file_switchboard_v1_commands } from "./commands_pb.js";
 import type { Error } from "./errors_pb.js";
 import { file_switchboard_v1_errors } from "./errors_pb.js";
@@ -39,7 +39,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file switchboard/v1/envelope.proto.
  */
 export const file_switchboard_v1_envelope: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zd2l0Y2hib2FyZC92MS9lbnZlbG9wZS5wcm90bxIOc3dpdGNoYm9hcmQudjEirAMKC0NsaWVudEZyYW1lEgoKAmlkGAEgASgNEjEKB2Nvbm5lY3QYAiABKAsyHi5zd2l0Y2hib2FyZC52MS5Db25uZWN0UmVxdWVzdEgAEisKBGpvaW4YAyABKAsyGy5zd2l0Y2hib2FyZC52MS5Kb2luUmVxdWVzdEgAEi0KBWxlYXZlGAQgASgLMhwuc3dpdGNoYm9hcmQudjEuTGVhdmVSZXF1ZXN0SAASMQoHcHVibGlzaBgFIAEoCzIeLnN3aXRjaGJvYXJkLnYxLlB1Ymxpc2hSZXF1ZXN0SAASLwoGZGlyZWN0GAYgASgLMh0uc3dpdGNoYm9hcmQudjEuRGlyZWN0UmVxdWVzdEgAEjEKB2hpc3RvcnkYByABKAsyHi5zd2l0Y2hib2FyZC52MS5IaXN0b3J5UmVxdWVzdEgAEjMKCHByZXNlbmNlGAggASgLMh8uc3dpdGNoYm9hcmQudjEuUHJlc2VuY2VSZXF1ZXN0SAASKwoEcGluZxgJIAEoCzIbLnN3aXRjaGJvYXJkLnYxLlBpbmdSZXF1ZXN0SABCCQoHY29tbWFuZCL8BQoLU2VydmVyRnJhbWUSCgoCaWQYASABKA0SJgoFZXJyb3IYAiABKAsyFS5zd2l0Y2hib2FyZC52MS5FcnJvckgAEi8KB2Nvbm5lY3QYAyABKAsyHC5zd2l0Y2hib2FyZC52MS5Db25uZWN0UmVwbHlIABIpCgRqb2luGAQgASgLMhkuc3dpdGNoYm9hcmQudjEuSm9pblJlcGx5SAASKwoFbGVhdmUYBSABKAsyGi5zd2l0Y2hib2FyZC52MS5MZWF2ZVJlcGx5SAASLwoHcHVibGlzaBgGIAEoCzIcLnN3aXRjaGJvYXJkLnYxLlB1Ymxpc2hSZXBseUgAEi0KBmRpcmVjdBgHIAEoCzIbLnN3aXRjaGJvYXJkLnYxLkRpcmVjdFJlcGx5SAASLwoHaGlzdG9yeRgIIAEoCzIcLnN3aXRjaGJvYXJkLnYxLkhpc3RvcnlSZXBseUgAEjEKCHByZXNlbmNlGAkgASgLMh0uc3dpdGNoYm9hcmQudjEuUHJlc2VuY2VSZXBseUgAEikKBHBpbmcYCiABKAsyGS5zd2l0Y2hib2FyZC52MS5QaW5nUmVwbHlIABIuCgdtZXNzYWdlGAsgASgLMhsuc3dpdGNoYm9hcmQudjEuUm9vbU1lc3NhZ2VIABI3Cg5kaXJlY3RfbWVzc2FnZRgMIAEoCzIdLnN3aXRjaGJvYXJkLnYxLkRpcmVjdE1lc3NhZ2VIABI0Cgxub3RpZmljYXRpb24YDSABKAsyHC5zd2l0Y2hib2FyZC52MS5Ob3RpZmljYXRpb25IABI1Cg1tZW1iZXJfam9pbmVkGA4gASgLMhwuc3dpdGNoYm9hcmQudjEuTWVtYmVySm9pbmVkSAASMQoLbWVtYmVyX2xlZnQYDyABKAsyGi5zd2l0Y2hib2FyZC52MS5NZW1iZXJMZWZ0SAASMAoKZGlzY29ubmVjdBgQIAEoCzIaLnN3aXRjaGJvYXJkLnYxLkRpc2Nvbm5lY3RIAEIGCgRraW5kQs8BChJkZXYuc3dpdGNoYm9hcmQudjFCDUVudmVsb3BlUHJvdG9QAVpRZ2l0aHViLmNvbS9zd2l0Y2hib2FyZC1ydC9zd2l0Y2hib2FyZC9jbGllbnRzL2dvL2dlbi9zd2l0Y2hib2FyZC92MTtzd2l0Y2hib2FyZHYxogIDU1hYqgIOU3dpdGNoYm9hcmQuVjHKAg5Td2l0Y2hib2FyZFxWMeICGlN3aXRjaGJvYXJkXFYxXEdQQk1ldGFkYXRh6gIPU3dpdGNoYm9hcmQ6OlYxYgZwcm90bzM", [file_switchboard_v1_commands, file_switchboard_v1_errors, file_switchboard_v1_pushes]);
+  fileDesc("Ch1zd2l0Y2hib2FyZC92MS9lbnZlbG9wZS5wcm90bxIOc3dpdGNoYm9hcmQudjEi3wMKC0NsaWVudEZyYW1lEgoKAmlkGAEgASgNEjEKB2Nvbm5lY3QYAiABKAsyHi5zd2l0Y2hib2FyZC52MS5Db25uZWN0UmVxdWVzdEgAEisKBGpvaW4YAyABKAsyGy5zd2l0Y2hib2FyZC52MS5Kb2luUmVxdWVzdEgAEi0KBWxlYXZlGAQgASgLMhwuc3dpdGNoYm9hcmQudjEuTGVhdmVSZXF1ZXN0SAASMQoHcHVibGlzaBgFIAEoCzIeLnN3aXRjaGJvYXJkLnYxLlB1Ymxpc2hSZXF1ZXN0SAASLwoGZGlyZWN0GAYgASgLMh0uc3dpdGNoYm9hcmQudjEuRGlyZWN0UmVxdWVzdEgAEjEKB2hpc3RvcnkYByABKAsyHi5zd2l0Y2hib2FyZC52MS5IaXN0b3J5UmVxdWVzdEgAEjMKCHByZXNlbmNlGAggASgLMh8uc3dpdGNoYm9hcmQudjEuUHJlc2VuY2VSZXF1ZXN0SAASKwoEcGluZxgJIAEoCzIbLnN3aXRjaGJvYXJkLnYxLlBpbmdSZXF1ZXN0SAASMQoHcmVmcmVzaBgKIAEoCzIeLnN3aXRjaGJvYXJkLnYxLlJlZnJlc2hSZXF1ZXN0SABCCQoHY29tbWFuZCKtBgoLU2VydmVyRnJhbWUSCgoCaWQYASABKA0SJgoFZXJyb3IYAiABKAsyFS5zd2l0Y2hib2FyZC52MS5FcnJvckgAEi8KB2Nvbm5lY3QYAyABKAsyHC5zd2l0Y2hib2FyZC52MS5Db25uZWN0UmVwbHlIABIpCgRqb2luGAQgASgLMhkuc3dpdGNoYm9hcmQudjEuSm9pblJlcGx5SAASKwoFbGVhdmUYBSABKAsyGi5zd2l0Y2hib2FyZC52MS5MZWF2ZVJlcGx5SAASLwoHcHVibGlzaBgGIAEoCzIcLnN3aXRjaGJvYXJkLnYxLlB1Ymxpc2hSZXBseUgAEi0KBmRpcmVjdBgHIAEoCzIbLnN3aXRjaGJvYXJkLnYxLkRpcmVjdFJlcGx5SAASLwoHaGlzdG9yeRgIIAEoCzIcLnN3aXRjaGJvYXJkLnYxLkhpc3RvcnlSZXBseUgAEjEKCHByZXNlbmNlGAkgASgLMh0uc3dpdGNoYm9hcmQudjEuUHJlc2VuY2VSZXBseUgAEikKBHBpbmcYCiABKAsyGS5zd2l0Y2hib2FyZC52MS5QaW5nUmVwbHlIABIuCgdtZXNzYWdlGAsgASgLMhsuc3dpdGNoYm9hcmQudjEuUm9vbU1lc3NhZ2VIABI3Cg5kaXJlY3RfbWVzc2FnZRgMIAEoCzIdLnN3aXRjaGJvYXJkLnYxLkRpcmVjdE1lc3NhZ2VIABI0Cgxub3RpZmljYXRpb24YDSABKAsyHC5zd2l0Y2hib2FyZC52MS5Ob3RpZmljYXRpb25IABI1Cg1tZW1iZXJfam9pbmVkGA4gASgLMhwuc3dpdGNoYm9hcmQudjEuTWVtYmVySm9pbmVkSAASMQoLbWVtYmVyX2xlZnQYDyABKAsyGi5zd2l0Y2hib2FyZC52MS5NZW1iZXJMZWZ0SAASMAoKZGlzY29ubmVjdBgQIAEoCzIaLnN3aXRjaGJvYXJkLnYxLkRpc2Nvbm5lY3RIABIvCgdyZWZyZXNoGBEgASgLMhwuc3dpdGNoYm9hcmQudjEuUmVmcmVzaFJlcGx5SABCBgoEa2luZELPAQoSZGV2LnN3aXRjaGJvYXJkLnYxQg1FbnZlbG9wZVByb3RvUAFaUWdpdGh1Yi5jb20vc3dpdGNoYm9hcmQtcnQvc3dpdGNoYm9hcmQvY2xpZW50cy9nby9nZW4vc3dpdGNoYm9hcmQvdjE7c3dpdGNoYm9hcmR2MaICA1NYWKoCDlN3aXRjaGJvYXJkLlYxygIOU3dpdGNoYm9hcmRcVjHiAhpTd2l0Y2hib2FyZFxWMVxHUEJNZXRhZGF0YeoCD1N3aXRjaGJvYXJkOjpWMWIGcHJvdG8z", [file_switchboard_v1_commands, file_switchboard_v1_errors, file_switchboard_v1_pushes]);
 
 /**
  * Everything a client sends: one command with its request id.
@@ -125,6 +125,14 @@ export type ClientFrame = Message<"switchboard.v1.ClientFrame"> & {
      */
     value: PingRequest;
     case: "ping";
+  } | {
+    /**
+     * Replace the connection's token before it expires.
+     *
+     * @generated from field: switchboard.v1.RefreshRequest refresh = 10;
+     */
+    value: RefreshRequest;
+    case: "refresh";
   } | { case: undefined; value?: undefined };
 };
 
@@ -276,6 +284,14 @@ export type ServerFrame = Message<"switchboard.v1.ServerFrame"> & {
      */
     value: Disconnect;
     case: "disconnect";
+  } | {
+    /**
+     * Reply to `refresh`.
+     *
+     * @generated from field: switchboard.v1.RefreshReply refresh = 17;
+     */
+    value: RefreshReply;
+    case: "refresh";
   } | { case: undefined; value?: undefined };
 };
 

@@ -60,6 +60,7 @@ private static final long serialVersionUID = 0L;
     HISTORY(7),
     PRESENCE(8),
     PING(9),
+    REFRESH(10),
     COMMAND_NOT_SET(0);
     private final int value;
     private CommandCase(int value) {
@@ -85,6 +86,7 @@ private static final long serialVersionUID = 0L;
         case 7: return HISTORY;
         case 8: return PRESENCE;
         case 9: return PING;
+        case 10: return REFRESH;
         case 0: return COMMAND_NOT_SET;
         default: return null;
       }
@@ -460,6 +462,49 @@ private static final long serialVersionUID = 0L;
     return dev.switchboard.v1.PingRequest.getDefaultInstance();
   }
 
+  public static final int REFRESH_FIELD_NUMBER = 10;
+  /**
+   * <pre>
+   * Replace the connection's token before it expires.
+   * </pre>
+   *
+   * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+   * @return Whether the refresh field is set.
+   */
+  @java.lang.Override
+  public boolean hasRefresh() {
+    return commandCase_ == 10;
+  }
+  /**
+   * <pre>
+   * Replace the connection's token before it expires.
+   * </pre>
+   *
+   * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+   * @return The refresh.
+   */
+  @java.lang.Override
+  public dev.switchboard.v1.RefreshRequest getRefresh() {
+    if (commandCase_ == 10) {
+       return (dev.switchboard.v1.RefreshRequest) command_;
+    }
+    return dev.switchboard.v1.RefreshRequest.getDefaultInstance();
+  }
+  /**
+   * <pre>
+   * Replace the connection's token before it expires.
+   * </pre>
+   *
+   * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+   */
+  @java.lang.Override
+  public dev.switchboard.v1.RefreshRequestOrBuilder getRefreshOrBuilder() {
+    if (commandCase_ == 10) {
+       return (dev.switchboard.v1.RefreshRequest) command_;
+    }
+    return dev.switchboard.v1.RefreshRequest.getDefaultInstance();
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -500,6 +545,9 @@ private static final long serialVersionUID = 0L;
     }
     if (commandCase_ == 9) {
       output.writeMessage(9, (dev.switchboard.v1.PingRequest) command_);
+    }
+    if (commandCase_ == 10) {
+      output.writeMessage(10, (dev.switchboard.v1.RefreshRequest) command_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -545,6 +593,10 @@ private static final long serialVersionUID = 0L;
     if (commandCase_ == 9) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(9, (dev.switchboard.v1.PingRequest) command_);
+    }
+    if (commandCase_ == 10) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(10, (dev.switchboard.v1.RefreshRequest) command_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -597,6 +649,10 @@ private static final long serialVersionUID = 0L;
         if (!getPing()
             .equals(other.getPing())) return false;
         break;
+      case 10:
+        if (!getRefresh()
+            .equals(other.getRefresh())) return false;
+        break;
       case 0:
       default:
     }
@@ -645,6 +701,10 @@ private static final long serialVersionUID = 0L;
       case 9:
         hash = (37 * hash) + PING_FIELD_NUMBER;
         hash = (53 * hash) + getPing().hashCode();
+        break;
+      case 10:
+        hash = (37 * hash) + REFRESH_FIELD_NUMBER;
+        hash = (53 * hash) + getRefresh().hashCode();
         break;
       case 0:
       default:
@@ -809,6 +869,9 @@ private static final long serialVersionUID = 0L;
       if (pingBuilder_ != null) {
         pingBuilder_.clear();
       }
+      if (refreshBuilder_ != null) {
+        refreshBuilder_.clear();
+      }
       commandCase_ = 0;
       command_ = null;
       return this;
@@ -885,6 +948,10 @@ private static final long serialVersionUID = 0L;
           pingBuilder_ != null) {
         result.command_ = pingBuilder_.build();
       }
+      if (commandCase_ == 10 &&
+          refreshBuilder_ != null) {
+        result.command_ = refreshBuilder_.build();
+      }
     }
 
     @java.lang.Override
@@ -933,6 +1000,10 @@ private static final long serialVersionUID = 0L;
         }
         case PING: {
           mergePing(other.getPing());
+          break;
+        }
+        case REFRESH: {
+          mergeRefresh(other.getRefresh());
           break;
         }
         case COMMAND_NOT_SET: {
@@ -1026,6 +1097,13 @@ private static final long serialVersionUID = 0L;
               commandCase_ = 9;
               break;
             } // case 74
+            case 82: {
+              input.readMessage(
+                  internalGetRefreshFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              commandCase_ = 10;
+              break;
+            } // case 82
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2527,6 +2605,184 @@ private static final long serialVersionUID = 0L;
       commandCase_ = 9;
       onChanged();
       return pingBuilder_;
+    }
+
+    private com.google.protobuf.SingleFieldBuilder<
+        dev.switchboard.v1.RefreshRequest, dev.switchboard.v1.RefreshRequest.Builder, dev.switchboard.v1.RefreshRequestOrBuilder> refreshBuilder_;
+    /**
+     * <pre>
+     * Replace the connection's token before it expires.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+     * @return Whether the refresh field is set.
+     */
+    @java.lang.Override
+    public boolean hasRefresh() {
+      return commandCase_ == 10;
+    }
+    /**
+     * <pre>
+     * Replace the connection's token before it expires.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+     * @return The refresh.
+     */
+    @java.lang.Override
+    public dev.switchboard.v1.RefreshRequest getRefresh() {
+      if (refreshBuilder_ == null) {
+        if (commandCase_ == 10) {
+          return (dev.switchboard.v1.RefreshRequest) command_;
+        }
+        return dev.switchboard.v1.RefreshRequest.getDefaultInstance();
+      } else {
+        if (commandCase_ == 10) {
+          return refreshBuilder_.getMessage();
+        }
+        return dev.switchboard.v1.RefreshRequest.getDefaultInstance();
+      }
+    }
+    /**
+     * <pre>
+     * Replace the connection's token before it expires.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+     */
+    public Builder setRefresh(dev.switchboard.v1.RefreshRequest value) {
+      if (refreshBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        command_ = value;
+        onChanged();
+      } else {
+        refreshBuilder_.setMessage(value);
+      }
+      commandCase_ = 10;
+      return this;
+    }
+    /**
+     * <pre>
+     * Replace the connection's token before it expires.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+     */
+    public Builder setRefresh(
+        dev.switchboard.v1.RefreshRequest.Builder builderForValue) {
+      if (refreshBuilder_ == null) {
+        command_ = builderForValue.build();
+        onChanged();
+      } else {
+        refreshBuilder_.setMessage(builderForValue.build());
+      }
+      commandCase_ = 10;
+      return this;
+    }
+    /**
+     * <pre>
+     * Replace the connection's token before it expires.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+     */
+    public Builder mergeRefresh(dev.switchboard.v1.RefreshRequest value) {
+      if (refreshBuilder_ == null) {
+        if (commandCase_ == 10 &&
+            command_ != dev.switchboard.v1.RefreshRequest.getDefaultInstance()) {
+          command_ = dev.switchboard.v1.RefreshRequest.newBuilder((dev.switchboard.v1.RefreshRequest) command_)
+              .mergeFrom(value).buildPartial();
+        } else {
+          command_ = value;
+        }
+        onChanged();
+      } else {
+        if (commandCase_ == 10) {
+          refreshBuilder_.mergeFrom(value);
+        } else {
+          refreshBuilder_.setMessage(value);
+        }
+      }
+      commandCase_ = 10;
+      return this;
+    }
+    /**
+     * <pre>
+     * Replace the connection's token before it expires.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+     */
+    public Builder clearRefresh() {
+      if (refreshBuilder_ == null) {
+        if (commandCase_ == 10) {
+          commandCase_ = 0;
+          command_ = null;
+          onChanged();
+        }
+      } else {
+        if (commandCase_ == 10) {
+          commandCase_ = 0;
+          command_ = null;
+        }
+        refreshBuilder_.clear();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Replace the connection's token before it expires.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+     */
+    public dev.switchboard.v1.RefreshRequest.Builder getRefreshBuilder() {
+      return internalGetRefreshFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * Replace the connection's token before it expires.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+     */
+    @java.lang.Override
+    public dev.switchboard.v1.RefreshRequestOrBuilder getRefreshOrBuilder() {
+      if ((commandCase_ == 10) && (refreshBuilder_ != null)) {
+        return refreshBuilder_.getMessageOrBuilder();
+      } else {
+        if (commandCase_ == 10) {
+          return (dev.switchboard.v1.RefreshRequest) command_;
+        }
+        return dev.switchboard.v1.RefreshRequest.getDefaultInstance();
+      }
+    }
+    /**
+     * <pre>
+     * Replace the connection's token before it expires.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        dev.switchboard.v1.RefreshRequest, dev.switchboard.v1.RefreshRequest.Builder, dev.switchboard.v1.RefreshRequestOrBuilder> 
+        internalGetRefreshFieldBuilder() {
+      if (refreshBuilder_ == null) {
+        if (!(commandCase_ == 10)) {
+          command_ = dev.switchboard.v1.RefreshRequest.getDefaultInstance();
+        }
+        refreshBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            dev.switchboard.v1.RefreshRequest, dev.switchboard.v1.RefreshRequest.Builder, dev.switchboard.v1.RefreshRequestOrBuilder>(
+                (dev.switchboard.v1.RefreshRequest) command_,
+                getParentForChildren(),
+                isClean());
+        command_ = null;
+      }
+      commandCase_ = 10;
+      onChanged();
+      return refreshBuilder_;
     }
 
     // @@protoc_insertion_point(builder_scope:switchboard.v1.ClientFrame)

@@ -236,5 +236,32 @@ public interface ClientFrameOrBuilder extends
    */
   dev.switchboard.v1.PingRequestOrBuilder getPingOrBuilder();
 
+  /**
+   * <pre>
+   * Replace the connection's token before it expires.
+   * </pre>
+   *
+   * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+   * @return Whether the refresh field is set.
+   */
+  boolean hasRefresh();
+  /**
+   * <pre>
+   * Replace the connection's token before it expires.
+   * </pre>
+   *
+   * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+   * @return The refresh.
+   */
+  dev.switchboard.v1.RefreshRequest getRefresh();
+  /**
+   * <pre>
+   * Replace the connection's token before it expires.
+   * </pre>
+   *
+   * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+   */
+  dev.switchboard.v1.RefreshRequestOrBuilder getRefreshOrBuilder();
+
   dev.switchboard.v1.ClientFrame.CommandCase getCommandCase();
 }

@@ -97,7 +97,9 @@ public enum CloseCode
   CLOSE_CODE_INTERNAL_ERROR(1011),
   /**
    * <pre>
-   * The server is overloaded. Reconnect later, with backoff.
+   * The server is overloaded, or the user already has
+   * `limits.max_connections_per_user` connections open. Reconnect later,
+   * with backoff.
    * </pre>
    *
    * <code>CLOSE_CODE_TRY_AGAIN_LATER = 1013;</code>
@@ -129,6 +131,16 @@ public enum CloseCode
    * <code>CLOSE_CODE_IDLE_TIMEOUT = 4002;</code>
    */
   CLOSE_CODE_IDLE_TIMEOUT(4002),
+  /**
+   * <pre>
+   * The client kept sending commands over its rate limit after being told
+   * (`ERROR_CODE_RATE_LIMITED` with `retry_after_ms`). Reconnect with
+   * backoff and slow down.
+   * </pre>
+   *
+   * <code>CLOSE_CODE_RATE_LIMITED = 4003;</code>
+   */
+  CLOSE_CODE_RATE_LIMITED(4003),
   /**
    * <pre>
    * The connection was closed by a backend or an operator. Do not reconnect.
@@ -226,7 +238,9 @@ public enum CloseCode
   public static final int CLOSE_CODE_INTERNAL_ERROR_VALUE = 1011;
   /**
    * <pre>
-   * The server is overloaded. Reconnect later, with backoff.
+   * The server is overloaded, or the user already has
+   * `limits.max_connections_per_user` connections open. Reconnect later,
+   * with backoff.
    * </pre>
    *
    * <code>CLOSE_CODE_TRY_AGAIN_LATER = 1013;</code>
@@ -258,6 +272,16 @@ public enum CloseCode
    * <code>CLOSE_CODE_IDLE_TIMEOUT = 4002;</code>
    */
   public static final int CLOSE_CODE_IDLE_TIMEOUT_VALUE = 4002;
+  /**
+   * <pre>
+   * The client kept sending commands over its rate limit after being told
+   * (`ERROR_CODE_RATE_LIMITED` with `retry_after_ms`). Reconnect with
+   * backoff and slow down.
+   * </pre>
+   *
+   * <code>CLOSE_CODE_RATE_LIMITED = 4003;</code>
+   */
+  public static final int CLOSE_CODE_RATE_LIMITED_VALUE = 4003;
   /**
    * <pre>
    * The connection was closed by a backend or an operator. Do not reconnect.
@@ -305,6 +329,7 @@ public enum CloseCode
       case 4000: return CLOSE_CODE_SLOW_CONSUMER;
       case 4001: return CLOSE_CODE_CONNECT_TIMEOUT;
       case 4002: return CLOSE_CODE_IDLE_TIMEOUT;
+      case 4003: return CLOSE_CODE_RATE_LIMITED;
       case 4500: return CLOSE_CODE_KICKED;
       default: return null;
     }

@@ -105,6 +105,16 @@ public final class CommandsProto {
   static final 
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
       internal_static_switchboard_v1_PingReply_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_switchboard_v1_RefreshRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_switchboard_v1_RefreshRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_switchboard_v1_RefreshReply_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_switchboard_v1_RefreshReply_fieldAccessorTable;
 
   public static com.google.protobuf.Descriptors.FileDescriptor
       getDescriptor() {
@@ -151,13 +161,15 @@ public final class CommandsProto {
       "Request\022\022\n\004room\030\001 \001(\tR\004room\"A\n\rPresenceR" +
       "eply\0220\n\007members\030\001 \003(\0132\026.switchboard.v1.M" +
       "emberR\007members\"\r\n\013PingRequest\".\n\tPingRep" +
-      "ly\022!\n\014timestamp_ms\030\001 \001(\003R\013timestampMsB\317\001" +
-      "\n\022dev.switchboard.v1B\rCommandsProtoP\001ZQg" +
-      "ithub.com/switchboard-rt/switchboard/cli" +
-      "ents/go/gen/switchboard/v1;switchboardv1" +
-      "\242\002\003SXX\252\002\016Switchboard.V1\312\002\016Switchboard\\V1" +
-      "\342\002\032Switchboard\\V1\\GPBMetadata\352\002\017Switchbo" +
-      "ard::V1b\006proto3"
+      "ly\022!\n\014timestamp_ms\030\001 \001(\003R\013timestampMs\"&\n" +
+      "\016RefreshRequest\022\024\n\005token\030\001 \001(\tR\005token\"2\n" +
+      "\014RefreshReply\022\"\n\rexpires_at_ms\030\001 \001(\003R\013ex" +
+      "piresAtMsB\317\001\n\022dev.switchboard.v1B\rComman" +
+      "dsProtoP\001ZQgithub.com/switchboard-rt/swi" +
+      "tchboard/clients/go/gen/switchboard/v1;s" +
+      "witchboardv1\242\002\003SXX\252\002\016Switchboard.V1\312\002\016Sw" +
+      "itchboard\\V1\342\002\032Switchboard\\V1\\GPBMetadat" +
+      "a\352\002\017Switchboard::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -261,6 +273,18 @@ public final class CommandsProto {
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_switchboard_v1_PingReply_descriptor,
         new java.lang.String[] { "TimestampMs", });
+    internal_static_switchboard_v1_RefreshRequest_descriptor =
+      getDescriptor().getMessageTypes().get(16);
+    internal_static_switchboard_v1_RefreshRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_switchboard_v1_RefreshRequest_descriptor,
+        new java.lang.String[] { "Token", });
+    internal_static_switchboard_v1_RefreshReply_descriptor =
+      getDescriptor().getMessageTypes().get(17);
+    internal_static_switchboard_v1_RefreshReply_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_switchboard_v1_RefreshReply_descriptor,
+        new java.lang.String[] { "ExpiresAtMs", });
     descriptor.resolveAllFeaturesImmutable();
     dev.switchboard.v1.PushesProto.getDescriptor();
     dev.switchboard.v1.TypesProto.getDescriptor();

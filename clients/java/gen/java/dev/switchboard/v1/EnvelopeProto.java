@@ -47,7 +47,7 @@ public final class EnvelopeProto {
       "\n\035switchboard/v1/envelope.proto\022\016switchb" +
       "oard.v1\032\035switchboard/v1/commands.proto\032\033" +
       "switchboard/v1/errors.proto\032\033switchboard" +
-      "/v1/pushes.proto\"\360\003\n\013ClientFrame\022\016\n\002id\030\001" +
+      "/v1/pushes.proto\"\254\004\n\013ClientFrame\022\016\n\002id\030\001" +
       " \001(\rR\002id\022:\n\007connect\030\002 \001(\0132\036.switchboard." +
       "v1.ConnectRequestH\000R\007connect\0221\n\004join\030\003 \001" +
       "(\0132\033.switchboard.v1.JoinRequestH\000R\004join\022" +
@@ -59,36 +59,39 @@ public final class EnvelopeProto {
       "d.v1.HistoryRequestH\000R\007history\022=\n\010presen" +
       "ce\030\010 \001(\0132\037.switchboard.v1.PresenceReques" +
       "tH\000R\010presence\0221\n\004ping\030\t \001(\0132\033.switchboar" +
-      "d.v1.PingRequestH\000R\004pingB\t\n\007command\"\223\007\n\013" +
-      "ServerFrame\022\016\n\002id\030\001 \001(\rR\002id\022-\n\005error\030\002 \001" +
-      "(\0132\025.switchboard.v1.ErrorH\000R\005error\0228\n\007co" +
-      "nnect\030\003 \001(\0132\034.switchboard.v1.ConnectRepl" +
-      "yH\000R\007connect\022/\n\004join\030\004 \001(\0132\031.switchboard" +
-      ".v1.JoinReplyH\000R\004join\0222\n\005leave\030\005 \001(\0132\032.s" +
-      "witchboard.v1.LeaveReplyH\000R\005leave\0228\n\007pub" +
-      "lish\030\006 \001(\0132\034.switchboard.v1.PublishReply" +
-      "H\000R\007publish\0225\n\006direct\030\007 \001(\0132\033.switchboar" +
-      "d.v1.DirectReplyH\000R\006direct\0228\n\007history\030\010 " +
-      "\001(\0132\034.switchboard.v1.HistoryReplyH\000R\007his" +
-      "tory\022;\n\010presence\030\t \001(\0132\035.switchboard.v1." +
-      "PresenceReplyH\000R\010presence\022/\n\004ping\030\n \001(\0132" +
-      "\031.switchboard.v1.PingReplyH\000R\004ping\0227\n\007me" +
-      "ssage\030\013 \001(\0132\033.switchboard.v1.RoomMessage" +
-      "H\000R\007message\022F\n\016direct_message\030\014 \001(\0132\035.sw" +
-      "itchboard.v1.DirectMessageH\000R\rdirectMess" +
-      "age\022B\n\014notification\030\r \001(\0132\034.switchboard." +
-      "v1.NotificationH\000R\014notification\022C\n\rmembe" +
-      "r_joined\030\016 \001(\0132\034.switchboard.v1.MemberJo" +
-      "inedH\000R\014memberJoined\022=\n\013member_left\030\017 \001(" +
-      "\0132\032.switchboard.v1.MemberLeftH\000R\nmemberL" +
-      "eft\022<\n\ndisconnect\030\020 \001(\0132\032.switchboard.v1" +
-      ".DisconnectH\000R\ndisconnectB\006\n\004kindB\317\001\n\022de" +
-      "v.switchboard.v1B\rEnvelopeProtoP\001ZQgithu" +
-      "b.com/switchboard-rt/switchboard/clients" +
-      "/go/gen/switchboard/v1;switchboardv1\242\002\003S" +
-      "XX\252\002\016Switchboard.V1\312\002\016Switchboard\\V1\342\002\032S" +
-      "witchboard\\V1\\GPBMetadata\352\002\017Switchboard:" +
-      ":V1b\006proto3"
+      "d.v1.PingRequestH\000R\004ping\022:\n\007refresh\030\n \001(" +
+      "\0132\036.switchboard.v1.RefreshRequestH\000R\007ref" +
+      "reshB\t\n\007command\"\315\007\n\013ServerFrame\022\016\n\002id\030\001 " +
+      "\001(\rR\002id\022-\n\005error\030\002 \001(\0132\025.switchboard.v1." +
+      "ErrorH\000R\005error\0228\n\007connect\030\003 \001(\0132\034.switch" +
+      "board.v1.ConnectReplyH\000R\007connect\022/\n\004join" +
+      "\030\004 \001(\0132\031.switchboard.v1.JoinReplyH\000R\004joi" +
+      "n\0222\n\005leave\030\005 \001(\0132\032.switchboard.v1.LeaveR" +
+      "eplyH\000R\005leave\0228\n\007publish\030\006 \001(\0132\034.switchb" +
+      "oard.v1.PublishReplyH\000R\007publish\0225\n\006direc" +
+      "t\030\007 \001(\0132\033.switchboard.v1.DirectReplyH\000R\006" +
+      "direct\0228\n\007history\030\010 \001(\0132\034.switchboard.v1" +
+      ".HistoryReplyH\000R\007history\022;\n\010presence\030\t \001" +
+      "(\0132\035.switchboard.v1.PresenceReplyH\000R\010pre" +
+      "sence\022/\n\004ping\030\n \001(\0132\031.switchboard.v1.Pin" +
+      "gReplyH\000R\004ping\0227\n\007message\030\013 \001(\0132\033.switch" +
+      "board.v1.RoomMessageH\000R\007message\022F\n\016direc" +
+      "t_message\030\014 \001(\0132\035.switchboard.v1.DirectM" +
+      "essageH\000R\rdirectMessage\022B\n\014notification\030" +
+      "\r \001(\0132\034.switchboard.v1.NotificationH\000R\014n" +
+      "otification\022C\n\rmember_joined\030\016 \001(\0132\034.swi" +
+      "tchboard.v1.MemberJoinedH\000R\014memberJoined" +
+      "\022=\n\013member_left\030\017 \001(\0132\032.switchboard.v1.M" +
+      "emberLeftH\000R\nmemberLeft\022<\n\ndisconnect\030\020 " +
+      "\001(\0132\032.switchboard.v1.DisconnectH\000R\ndisco" +
+      "nnect\0228\n\007refresh\030\021 \001(\0132\034.switchboard.v1." +
+      "RefreshReplyH\000R\007refreshB\006\n\004kindB\317\001\n\022dev." +
+      "switchboard.v1B\rEnvelopeProtoP\001ZQgithub." +
+      "com/switchboard-rt/switchboard/clients/g" +
+      "o/gen/switchboard/v1;switchboardv1\242\002\003SXX" +
+      "\252\002\016Switchboard.V1\312\002\016Switchboard\\V1\342\002\032Swi" +
+      "tchboard\\V1\\GPBMetadata\352\002\017Switchboard::V" +
+      "1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -102,13 +105,13 @@ public final class EnvelopeProto {
     internal_static_switchboard_v1_ClientFrame_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_switchboard_v1_ClientFrame_descriptor,
-        new java.lang.String[] { "Id", "Connect", "Join", "Leave", "Publish", "Direct", "History", "Presence", "Ping", "Command", });
+        new java.lang.String[] { "Id", "Connect", "Join", "Leave", "Publish", "Direct", "History", "Presence", "Ping", "Refresh", "Command", });
     internal_static_switchboard_v1_ServerFrame_descriptor =
       getDescriptor().getMessageTypes().get(1);
     internal_static_switchboard_v1_ServerFrame_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_switchboard_v1_ServerFrame_descriptor,
-        new java.lang.String[] { "Id", "Error", "Connect", "Join", "Leave", "Publish", "Direct", "History", "Presence", "Ping", "Message", "DirectMessage", "Notification", "MemberJoined", "MemberLeft", "Disconnect", "Kind", });
+        new java.lang.String[] { "Id", "Error", "Connect", "Join", "Leave", "Publish", "Direct", "History", "Presence", "Ping", "Message", "DirectMessage", "Notification", "MemberJoined", "MemberLeft", "Disconnect", "Refresh", "Kind", });
     descriptor.resolveAllFeaturesImmutable();
     dev.switchboard.v1.CommandsProto.getDescriptor();
     dev.switchboard.v1.ErrorsProto.getDescriptor();

@@ -67,6 +67,7 @@ private static final long serialVersionUID = 0L;
     MEMBER_JOINED(14),
     MEMBER_LEFT(15),
     DISCONNECT(16),
+    REFRESH(17),
     KIND_NOT_SET(0);
     private final int value;
     private KindCase(int value) {
@@ -99,6 +100,7 @@ private static final long serialVersionUID = 0L;
         case 14: return MEMBER_JOINED;
         case 15: return MEMBER_LEFT;
         case 16: return DISCONNECT;
+        case 17: return REFRESH;
         case 0: return KIND_NOT_SET;
         default: return null;
       }
@@ -780,6 +782,49 @@ private static final long serialVersionUID = 0L;
     return dev.switchboard.v1.Disconnect.getDefaultInstance();
   }
 
+  public static final int REFRESH_FIELD_NUMBER = 17;
+  /**
+   * <pre>
+   * Reply to `refresh`.
+   * </pre>
+   *
+   * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+   * @return Whether the refresh field is set.
+   */
+  @java.lang.Override
+  public boolean hasRefresh() {
+    return kindCase_ == 17;
+  }
+  /**
+   * <pre>
+   * Reply to `refresh`.
+   * </pre>
+   *
+   * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+   * @return The refresh.
+   */
+  @java.lang.Override
+  public dev.switchboard.v1.RefreshReply getRefresh() {
+    if (kindCase_ == 17) {
+       return (dev.switchboard.v1.RefreshReply) kind_;
+    }
+    return dev.switchboard.v1.RefreshReply.getDefaultInstance();
+  }
+  /**
+   * <pre>
+   * Reply to `refresh`.
+   * </pre>
+   *
+   * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+   */
+  @java.lang.Override
+  public dev.switchboard.v1.RefreshReplyOrBuilder getRefreshOrBuilder() {
+    if (kindCase_ == 17) {
+       return (dev.switchboard.v1.RefreshReply) kind_;
+    }
+    return dev.switchboard.v1.RefreshReply.getDefaultInstance();
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -841,6 +886,9 @@ private static final long serialVersionUID = 0L;
     }
     if (kindCase_ == 16) {
       output.writeMessage(16, (dev.switchboard.v1.Disconnect) kind_);
+    }
+    if (kindCase_ == 17) {
+      output.writeMessage(17, (dev.switchboard.v1.RefreshReply) kind_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -914,6 +962,10 @@ private static final long serialVersionUID = 0L;
     if (kindCase_ == 16) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(16, (dev.switchboard.v1.Disconnect) kind_);
+    }
+    if (kindCase_ == 17) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(17, (dev.switchboard.v1.RefreshReply) kind_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -994,6 +1046,10 @@ private static final long serialVersionUID = 0L;
         if (!getDisconnect()
             .equals(other.getDisconnect())) return false;
         break;
+      case 17:
+        if (!getRefresh()
+            .equals(other.getRefresh())) return false;
+        break;
       case 0:
       default:
     }
@@ -1070,6 +1126,10 @@ private static final long serialVersionUID = 0L;
       case 16:
         hash = (37 * hash) + DISCONNECT_FIELD_NUMBER;
         hash = (53 * hash) + getDisconnect().hashCode();
+        break;
+      case 17:
+        hash = (37 * hash) + REFRESH_FIELD_NUMBER;
+        hash = (53 * hash) + getRefresh().hashCode();
         break;
       case 0:
       default:
@@ -1255,6 +1315,9 @@ private static final long serialVersionUID = 0L;
       if (disconnectBuilder_ != null) {
         disconnectBuilder_.clear();
       }
+      if (refreshBuilder_ != null) {
+        refreshBuilder_.clear();
+      }
       kindCase_ = 0;
       kind_ = null;
       return this;
@@ -1359,6 +1422,10 @@ private static final long serialVersionUID = 0L;
           disconnectBuilder_ != null) {
         result.kind_ = disconnectBuilder_.build();
       }
+      if (kindCase_ == 17 &&
+          refreshBuilder_ != null) {
+        result.kind_ = refreshBuilder_.build();
+      }
     }
 
     @java.lang.Override
@@ -1435,6 +1502,10 @@ private static final long serialVersionUID = 0L;
         }
         case DISCONNECT: {
           mergeDisconnect(other.getDisconnect());
+          break;
+        }
+        case REFRESH: {
+          mergeRefresh(other.getRefresh());
           break;
         }
         case KIND_NOT_SET: {
@@ -1577,6 +1648,13 @@ private static final long serialVersionUID = 0L;
               kindCase_ = 16;
               break;
             } // case 130
+            case 138: {
+              input.readMessage(
+                  internalGetRefreshFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              kindCase_ = 17;
+              break;
+            } // case 138
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -4339,6 +4417,184 @@ private static final long serialVersionUID = 0L;
       kindCase_ = 16;
       onChanged();
       return disconnectBuilder_;
+    }
+
+    private com.google.protobuf.SingleFieldBuilder<
+        dev.switchboard.v1.RefreshReply, dev.switchboard.v1.RefreshReply.Builder, dev.switchboard.v1.RefreshReplyOrBuilder> refreshBuilder_;
+    /**
+     * <pre>
+     * Reply to `refresh`.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+     * @return Whether the refresh field is set.
+     */
+    @java.lang.Override
+    public boolean hasRefresh() {
+      return kindCase_ == 17;
+    }
+    /**
+     * <pre>
+     * Reply to `refresh`.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+     * @return The refresh.
+     */
+    @java.lang.Override
+    public dev.switchboard.v1.RefreshReply getRefresh() {
+      if (refreshBuilder_ == null) {
+        if (kindCase_ == 17) {
+          return (dev.switchboard.v1.RefreshReply) kind_;
+        }
+        return dev.switchboard.v1.RefreshReply.getDefaultInstance();
+      } else {
+        if (kindCase_ == 17) {
+          return refreshBuilder_.getMessage();
+        }
+        return dev.switchboard.v1.RefreshReply.getDefaultInstance();
+      }
+    }
+    /**
+     * <pre>
+     * Reply to `refresh`.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+     */
+    public Builder setRefresh(dev.switchboard.v1.RefreshReply value) {
+      if (refreshBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        kind_ = value;
+        onChanged();
+      } else {
+        refreshBuilder_.setMessage(value);
+      }
+      kindCase_ = 17;
+      return this;
+    }
+    /**
+     * <pre>
+     * Reply to `refresh`.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+     */
+    public Builder setRefresh(
+        dev.switchboard.v1.RefreshReply.Builder builderForValue) {
+      if (refreshBuilder_ == null) {
+        kind_ = builderForValue.build();
+        onChanged();
+      } else {
+        refreshBuilder_.setMessage(builderForValue.build());
+      }
+      kindCase_ = 17;
+      return this;
+    }
+    /**
+     * <pre>
+     * Reply to `refresh`.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+     */
+    public Builder mergeRefresh(dev.switchboard.v1.RefreshReply value) {
+      if (refreshBuilder_ == null) {
+        if (kindCase_ == 17 &&
+            kind_ != dev.switchboard.v1.RefreshReply.getDefaultInstance()) {
+          kind_ = dev.switchboard.v1.RefreshReply.newBuilder((dev.switchboard.v1.RefreshReply) kind_)
+              .mergeFrom(value).buildPartial();
+        } else {
+          kind_ = value;
+        }
+        onChanged();
+      } else {
+        if (kindCase_ == 17) {
+          refreshBuilder_.mergeFrom(value);
+        } else {
+          refreshBuilder_.setMessage(value);
+        }
+      }
+      kindCase_ = 17;
+      return this;
+    }
+    /**
+     * <pre>
+     * Reply to `refresh`.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+     */
+    public Builder clearRefresh() {
+      if (refreshBuilder_ == null) {
+        if (kindCase_ == 17) {
+          kindCase_ = 0;
+          kind_ = null;
+          onChanged();
+        }
+      } else {
+        if (kindCase_ == 17) {
+          kindCase_ = 0;
+          kind_ = null;
+        }
+        refreshBuilder_.clear();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Reply to `refresh`.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+     */
+    public dev.switchboard.v1.RefreshReply.Builder getRefreshBuilder() {
+      return internalGetRefreshFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * Reply to `refresh`.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+     */
+    @java.lang.Override
+    public dev.switchboard.v1.RefreshReplyOrBuilder getRefreshOrBuilder() {
+      if ((kindCase_ == 17) && (refreshBuilder_ != null)) {
+        return refreshBuilder_.getMessageOrBuilder();
+      } else {
+        if (kindCase_ == 17) {
+          return (dev.switchboard.v1.RefreshReply) kind_;
+        }
+        return dev.switchboard.v1.RefreshReply.getDefaultInstance();
+      }
+    }
+    /**
+     * <pre>
+     * Reply to `refresh`.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        dev.switchboard.v1.RefreshReply, dev.switchboard.v1.RefreshReply.Builder, dev.switchboard.v1.RefreshReplyOrBuilder> 
+        internalGetRefreshFieldBuilder() {
+      if (refreshBuilder_ == null) {
+        if (!(kindCase_ == 17)) {
+          kind_ = dev.switchboard.v1.RefreshReply.getDefaultInstance();
+        }
+        refreshBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            dev.switchboard.v1.RefreshReply, dev.switchboard.v1.RefreshReply.Builder, dev.switchboard.v1.RefreshReplyOrBuilder>(
+                (dev.switchboard.v1.RefreshReply) kind_,
+                getParentForChildren(),
+                isClean());
+        kind_ = null;
+      }
+      kindCase_ = 17;
+      onChanged();
+      return refreshBuilder_;
     }
 
     // @@protoc_insertion_point(builder_scope:switchboard.v1.ServerFrame)

@@ -430,5 +430,32 @@ public interface ServerFrameOrBuilder extends
    */
   dev.switchboard.v1.DisconnectOrBuilder getDisconnectOrBuilder();
 
+  /**
+   * <pre>
+   * Reply to `refresh`.
+   * </pre>
+   *
+   * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+   * @return Whether the refresh field is set.
+   */
+  boolean hasRefresh();
+  /**
+   * <pre>
+   * Reply to `refresh`.
+   * </pre>
+   *
+   * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+   * @return The refresh.
+   */
+  dev.switchboard.v1.RefreshReply getRefresh();
+  /**
+   * <pre>
+   * Reply to `refresh`.
+   * </pre>
+   *
+   * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+   */
+  dev.switchboard.v1.RefreshReplyOrBuilder getRefreshOrBuilder();
+
   dev.switchboard.v1.ServerFrame.KindCase getKindCase();
 }

@@ -363,6 +363,44 @@ public object ClientFrameKt {
     public fun hasPing(): kotlin.Boolean {
       return _builder.hasPing()
     }
+
+    /**
+     * ```
+     * Replace the connection's token before it expires.
+     * ```
+     *
+     * `.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];`
+     */
+    public var refresh: dev.switchboard.v1.RefreshRequest
+      @kotlin.jvm.JvmName("getRefresh")
+        get() = _builder.refresh
+      @kotlin.jvm.JvmName("setRefresh")
+        set(value) {
+        _builder.refresh = value
+      }
+    /**
+     * <pre>
+     * Replace the connection's token before it expires.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+     * @return This builder for chaining.
+     */
+    public fun clearRefresh() {
+      _builder.clearRefresh()
+    }
+    /**
+     * <pre>
+     * Replace the connection's token before it expires.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshRequest refresh = 10 [json_name = "refresh"];</code>
+     * @return Whether the refresh field is set.
+     * @return This builder for chaining.
+     */
+    public fun hasRefresh(): kotlin.Boolean {
+      return _builder.hasRefresh()
+    }
     public val commandCase: dev.switchboard.v1.ClientFrame.CommandCase
     @kotlin.jvm.JvmName("getCommandCase")
       get() = _builder.getCommandCase()
@@ -399,4 +437,7 @@ public val dev.switchboard.v1.ClientFrameOrBuilder.presenceOrNull: dev.switchboa
 
 public val dev.switchboard.v1.ClientFrameOrBuilder.pingOrNull: dev.switchboard.v1.PingRequest?
   get() = if (hasPing()) getPing() else null
+
+public val dev.switchboard.v1.ClientFrameOrBuilder.refreshOrNull: dev.switchboard.v1.RefreshRequest?
+  get() = if (hasRefresh()) getRefresh() else null
 

@@ -633,6 +633,44 @@ public object ServerFrameKt {
     public fun hasDisconnect(): kotlin.Boolean {
       return _builder.hasDisconnect()
     }
+
+    /**
+     * ```
+     * Reply to `refresh`.
+     * ```
+     *
+     * `.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];`
+     */
+    public var refresh: dev.switchboard.v1.RefreshReply
+      @kotlin.jvm.JvmName("getRefresh")
+        get() = _builder.refresh
+      @kotlin.jvm.JvmName("setRefresh")
+        set(value) {
+        _builder.refresh = value
+      }
+    /**
+     * <pre>
+     * Reply to `refresh`.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+     * @return This builder for chaining.
+     */
+    public fun clearRefresh() {
+      _builder.clearRefresh()
+    }
+    /**
+     * <pre>
+     * Reply to `refresh`.
+     * </pre>
+     *
+     * <code>.switchboard.v1.RefreshReply refresh = 17 [json_name = "refresh"];</code>
+     * @return Whether the refresh field is set.
+     * @return This builder for chaining.
+     */
+    public fun hasRefresh(): kotlin.Boolean {
+      return _builder.hasRefresh()
+    }
     public val kindCase: dev.switchboard.v1.ServerFrame.KindCase
     @kotlin.jvm.JvmName("getKindCase")
       get() = _builder.getKindCase()
@@ -690,4 +728,7 @@ public val dev.switchboard.v1.ServerFrameOrBuilder.memberLeftOrNull: dev.switchb
 
 public val dev.switchboard.v1.ServerFrameOrBuilder.disconnectOrNull: dev.switchboard.v1.Disconnect?
   get() = if (hasDisconnect()) getDisconnect() else null
+
+public val dev.switchboard.v1.ServerFrameOrBuilder.refreshOrNull: dev.switchboard.v1.RefreshReply?
+  get() = if (hasRefresh()) getRefresh() else null
 
