@@ -54,6 +54,12 @@ type Client struct {
 	// subs are the joined rooms, rejoined after every reconnect.
 	subs         map[string]*Subscription
 	connectReply *switchboardv1.ConnectReply
+	// token is sent in every connect: the WithToken one until a Refresh
+	// succeeds, then the refreshed one.
+	token string
+	// expiresAtMs is when token expires (Unix milliseconds; 0: never), as
+	// the last connect or refresh reply said.
+	expiresAtMs int64
 	// closing is set by Close: nothing reconnects any more.
 	closing bool
 	// final is the StateClosed change, once closed.
@@ -107,6 +113,7 @@ func Dial(ctx context.Context, url string, opts ...Option) (*Client, error) {
 		state:         StateConnecting,
 		ready:         make(chan struct{}),
 		subs:          make(map[string]*Subscription),
+		token:         cfg.token,
 	}
 	c.states.push(StateChange{State: StateConnecting})
 	conn, err := c.open(ctx)
@@ -175,6 +182,19 @@ func (c *Client) ClientID() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.connectReply.GetClient()
+}
+
+// ExpiresAt is when the connection's token expires, as the server said in
+// the connect reply or the last [Client.Refresh] reply; the zero Time when
+// it never expires (or the client connected [WithName]). Refresh before
+// then, or the server closes the connection with 1008 and the client ends.
+func (c *Client) ExpiresAt() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.expiresAtMs == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(c.expiresAtMs)
 }
 
 // Types is the registry of payload types decoded on receipt.
@@ -338,6 +358,34 @@ func (c *Client) Ping(ctx context.Context) (*switchboardv1.PingReply, error) {
 		return nil, err
 	}
 	return reply.GetPing(), nil
+}
+
+// Refresh replaces the connection's token with token (a JWT, as
+// [WithToken]), e.g. shortly before [Client.ExpiresAt]. The new token must
+// be valid and name the same user; its expiry and room grants replace the
+// old ones. The reply's ExpiresAtMs is the new expiry (Unix milliseconds; 0:
+// never). From then on every reconnect authenticates with the new token.
+//
+// A refused token (invalid, expired, or another user's) fails with a
+// [*ServerError] (ERROR_CODE_UNAUTHORIZED or ERROR_CODE_TOKEN_EXPIRED), and
+// the server closes the connection with 1008: the client ends, as it does
+// when a token expires without a refresh. A refresh cut off by a lost
+// connection is sent again on the next one.
+func (c *Client) Refresh(ctx context.Context, token string) (*switchboardv1.RefreshReply, error) {
+	frame := &switchboardv1.ClientFrame{Command: &switchboardv1.ClientFrame_Refresh{Refresh: &switchboardv1.RefreshRequest{Token: token}}}
+	// On the reader goroutine, before the connection can end: a reconnect
+	// after this reply already uses the new token.
+	refreshed := func(f *switchboardv1.ServerFrame) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.token = token
+		c.expiresAtMs = f.GetRefresh().GetExpiresAtMs()
+	}
+	reply, err := c.command(ctx, "refresh", frame, true, refreshed)
+	if err != nil {
+		return nil, err
+	}
+	return reply.GetRefresh(), nil
 }
 
 // Close closes the connection (code 1000) for good and waits for every

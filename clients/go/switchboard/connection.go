@@ -204,6 +204,8 @@ func replyKind(f *switchboardv1.ServerFrame) string {
 		return "presence"
 	case *switchboardv1.ServerFrame_Ping:
 		return "ping"
+	case *switchboardv1.ServerFrame_Refresh:
+		return "refresh"
 	case nil:
 		return "empty"
 	}

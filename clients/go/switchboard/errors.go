@@ -22,8 +22,8 @@ type ServerError struct {
 	Message string
 	// Temporary is true when the same command may succeed if retried later.
 	Temporary bool
-	// RetryAfter is how long to wait before retrying, for
-	// ERROR_CODE_RATE_LIMITED; 0 otherwise.
+	// RetryAfter is how long to wait before retrying (the server's
+	// retry_after_ms), for ERROR_CODE_RATE_LIMITED; 0 otherwise.
 	RetryAfter time.Duration
 	// Command is the command that failed, e.g. "publish".
 	Command string

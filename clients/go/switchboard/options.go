@@ -59,7 +59,7 @@ func (c *config) validate() error {
 }
 
 // WithToken authenticates with a JWT signed with the server's key. It is sent
-// again on every reconnect.
+// again on every reconnect, until [Client.Refresh] replaces it.
 func WithToken(token string) Option {
 	return func(c *config) { c.token = token }
 }

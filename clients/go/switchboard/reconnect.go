@@ -46,8 +46,11 @@ func (c *Client) open(ctx context.Context) (*connection, error) {
 	c.wg.Add(1)
 	go c.read(conn)
 
+	c.mu.Lock()
+	token := c.token
+	c.mu.Unlock()
 	connect := &switchboardv1.ClientFrame{Command: &switchboardv1.ClientFrame_Connect{Connect: &switchboardv1.ConnectRequest{
-		Token: c.cfg.token,
+		Token: token,
 		Name:  c.cfg.name,
 	}}}
 	reply, err := c.call(ctx, conn, "connect", connect, nil)
@@ -61,6 +64,7 @@ func (c *Client) open(ctx context.Context) (*connection, error) {
 	}
 	c.mu.Lock()
 	c.connectReply = reply.GetConnect()
+	c.expiresAtMs = reply.GetConnect().GetExpiresAtMs()
 	c.mu.Unlock()
 	if err := c.rejoin(ctx, conn); err != nil {
 		abandon(conn)

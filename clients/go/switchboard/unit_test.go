@@ -88,7 +88,7 @@ func TestBackoffRejectsBadBounds(t *testing.T) {
 }
 
 func TestCloseCodePolicy(t *testing.T) {
-	reconnect := []int{0, 1006, 1001, 1002, 1005, 1011, 1012, 1013, 1014, 4000, 4001, 4002, 4499}
+	reconnect := []int{0, 1006, 1001, 1002, 1005, 1011, 1012, 1013, 1014, 4000, 4001, 4002, 4003, 4499}
 	terminal := []int{1000, 3000, 1003, 1007, 1008, 1009, 4500, 4999, 5000}
 	for _, code := range reconnect {
 		if !switchboard.ShouldReconnect(code) {

@@ -97,6 +97,35 @@ async def test_server_errors_are_typed(connect: Connect) -> None:
     assert invalid.value.code == ErrorCode.ERROR_CODE_INVALID_ROOM
 
 
+async def test_rate_limited_command_says_when_to_retry() -> None:
+    limited = Server(
+        env={
+            "SWITCHBOARD_LIMITS__COMMANDS_PER_SECOND": "2",
+            "SWITCHBOARD_LIMITS__COMMAND_BURST": "2",
+            "SWITCHBOARD_LIMITS__RATE_LIMIT_STRIKES": "100",
+        }
+    )
+    try:
+        async with Client.connect(limited.url, name="alice") as alice:
+            error: ServerError | None = None
+            for _ in range(20):  # connect took one of the two; the rest go fast
+                try:
+                    await alice.presence("room")
+                except ServerError as e:
+                    error = e
+                    break
+            assert error is not None, "no command was rate limited"
+            assert error.code == ErrorCode.ERROR_CODE_RATE_LIMITED
+            assert error.temporary is True
+            assert error.command == "presence"
+            assert 0 < error.retry_after_ms <= 1000
+            await asyncio.sleep(error.retry_after_ms / 1000 + 0.05)
+            assert await alice.presence("room") == []  # allowed again
+            assert alice.state is ConnectionState.CONNECTED
+    finally:
+        limited.kill()
+
+
 async def test_leave_ends_the_subscription(connect: Connect) -> None:
     alice = await connect("alice")
     bob = await connect("bob")

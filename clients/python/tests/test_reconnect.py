@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -249,6 +250,55 @@ async def test_server_shutdown_closes_with_1001_and_the_client_reconnects(
     assert ConnectionState.CLOSED in states.states
 
 
+class SteadyBackoff(Backoff):
+    """The same delay before every attempt (no jitter): deterministic tests."""
+
+    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        return self.ceiling(attempt)
+
+
+async def test_too_many_connections_for_the_user_is_retried_on_reconnect() -> None:
+    capped = Server(env={"SWITCHBOARD_LIMITS__MAX_CONNECTIONS_PER_USER": "1"})
+    states = States()
+    alice = await Client.connect(
+        capped.url,
+        name="alice",
+        backoff=SteadyBackoff(initial=0.5, maximum=0.5),
+        on_state_change=states,
+    )
+    other: Client | None = None
+    try:
+        sub = await alice.join("room")
+        alice._drop_connection_for_testing()
+        lost = await states.wait_for(ConnectionState.RECONNECTING)
+        # Another connection of alice takes the only slot before the reconnect.
+        deadline = time.monotonic() + 0.4
+        while other is None:
+            refusals: list[int] = []
+            try:
+                other = await Client.connect(capped.url, name="alice")
+            except ServerError as e:
+                refusals.append(e.code)
+            assert refusals in ([], [ErrorCode.ERROR_CODE_LIMIT_EXCEEDED])
+            assert time.monotonic() < deadline, "the dropped connection kept its slot"
+            if other is None:
+                await asyncio.sleep(0.02)
+        after_lost = states.changes.index(lost) + 1
+        refused = await states.wait_for(ConnectionState.RECONNECTING, after=after_lost)
+        assert refused.attempt == 2
+        assert "ERROR_CODE_LIMIT_EXCEEDED" in refused.reason
+        await other.close()
+        await states.wait_for(ConnectionState.CONNECTED, after=states.changes.index(refused))
+        await alice.publish("room", "back")
+        assert (await next_message(sub)).text == "back"
+        assert ConnectionState.CLOSED not in states.states
+    finally:
+        await alice.close()
+        if other is not None:
+            await other.close()
+        capped.kill()
+
+
 async def test_refused_token_is_terminal(production_server: Server) -> None:
     states = States()
     with pytest.raises(ServerError) as refused:
@@ -283,6 +333,126 @@ async def test_close_1008_on_token_expiry_does_not_reconnect(production_server: 
         await client.publish("room", "too late")
     await asyncio.sleep(0.3)
     assert client.state is ConnectionState.CLOSED
+
+
+async def wait_until_expired(exp: int) -> None:
+    """Sleeps until a token with `exp` (seconds) has expired, with a margin."""
+    await asyncio.sleep(max(0.0, exp - time.time()) + 1.0)
+
+
+async def test_refresh_keeps_the_connection_past_the_first_expiry(
+    production_server: Server,
+) -> None:
+    states = States()
+    first_exp = int(time.time()) + 2
+    alice = await Client.connect(
+        production_server.url,
+        token=jwt("alice", SECRET, exp=first_exp),
+        backoff=FAST,
+        on_state_change=states,
+    )
+    try:
+        assert alice.expires_at_ms == first_exp * 1000
+        sub = await alice.join("room")
+        new_exp = int(time.time()) + 3600
+        expires_at_ms = await alice.refresh(jwt("alice", SECRET, exp=new_exp))
+        assert expires_at_ms == new_exp * 1000
+        assert alice.expires_at_ms == new_exp * 1000
+
+        await wait_until_expired(first_exp)
+        assert alice.state is ConnectionState.CONNECTED
+        ack = await alice.publish("room", "still here")
+        assert ack.offset == 1
+        assert (await next_message(sub)).text == "still here"
+        assert states.states == [ConnectionState.CONNECTING, ConnectionState.CONNECTED]
+    finally:
+        await alice.close()
+
+
+async def test_reconnect_after_refresh_logs_in_with_the_new_token(
+    production_server: Server,
+) -> None:
+    states = States()
+    first_exp = int(time.time()) + 2
+    alice = await Client.connect(
+        production_server.url,
+        token=jwt("alice", SECRET, exp=first_exp),
+        backoff=FAST,
+        on_state_change=states,
+    )
+    bob = await Client.connect(
+        production_server.url, token=jwt("bob", SECRET, exp=int(time.time()) + 3600)
+    )
+    try:
+        gaps: list[Gap] = []
+        sub = await alice.join("feed", on_gap=gaps.append)
+        await bob.join("feed")
+        await bob.publish("feed", "m1")
+        assert (await next_message(sub)).offset == 1
+        await alice.refresh(jwt("alice", SECRET, exp=int(time.time()) + 3600))
+        await wait_until_expired(first_exp)  # the first token is useless now
+
+        alice._drop_connection_for_testing()
+        lost = await states.wait_for(ConnectionState.RECONNECTING)
+        assert lost.code == 1006
+        for i in range(2, 5):  # published while alice is away (or just back)
+            await bob.publish("feed", f"m{i}")
+        await states.wait_for(ConnectionState.CONNECTED, after=states.changes.index(lost))
+        assert alice.user == "alice"
+        await bob.publish("feed", "m5")
+
+        received = [await next_message(sub) for _ in range(4)]
+        assert [m.offset for m in received] == [2, 3, 4, 5]
+        assert [m.text for m in received] == ["m2", "m3", "m4", "m5"]
+        await assert_no_message(sub)
+        assert gaps == []
+        assert (await alice.publish("feed", "back")).offset == 6
+        assert ConnectionState.CLOSED not in states.states
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [
+        (jwt("mallory", SECRET), ErrorCode.ERROR_CODE_UNAUTHORIZED),
+        (jwt("alice", "wrong-secret"), ErrorCode.ERROR_CODE_UNAUTHORIZED),
+        (jwt("alice", SECRET, exp=int(time.time()) - 60), ErrorCode.ERROR_CODE_TOKEN_EXPIRED),
+    ],
+    ids=["another-user", "bad-signature", "expired"],
+)
+async def test_refused_refresh_is_terminal(
+    production_server: Server, token: str, code: int
+) -> None:
+    states = States()
+    alice = await Client.connect(
+        production_server.url,
+        token=jwt("alice", SECRET, exp=int(time.time()) + 3600),
+        backoff=FAST,
+        on_state_change=states,
+    )
+    sub = await alice.join("room")
+    with pytest.raises(ServerError) as refused:
+        await alice.refresh(token)
+    assert refused.value.code == code
+    assert refused.value.temporary is False
+    assert refused.value.command == "refresh"
+
+    final = await asyncio.wait_for(alice.wait_closed(), WAIT)
+    assert final.code == 1008
+    assert states.states == [
+        ConnectionState.CONNECTING,
+        ConnectionState.CONNECTED,
+        ConnectionState.CLOSED,
+    ]
+    with pytest.raises(ConnectionClosedError) as closed:
+        await sub.__anext__()
+    assert closed.value.code == 1008
+    with pytest.raises(ConnectionClosedError):
+        await alice.publish("room", "too late")
+    await asyncio.sleep(0.3)
+    assert alice.state is ConnectionState.CLOSED
 
 
 async def test_command_times_out_when_the_server_does_not_answer(

@@ -85,6 +85,7 @@ def test_backoff_rejects_negative_attempts() -> None:
         (4000, True),
         (4001, True),
         (4002, True),
+        (4003, True),
         (4499, True),
         (1000, False),
         (3000, False),

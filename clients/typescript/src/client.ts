@@ -26,6 +26,7 @@ import {
   PingRequestSchema,
   PresenceRequestSchema,
   PublishRequestSchema,
+  RefreshRequestSchema,
 } from "./gen/switchboard/v1/commands_pb.js";
 import type { ClientFrame, ServerFrame } from "./gen/switchboard/v1/envelope_pb.js";
 import { ClientFrameSchema, ServerFrameSchema } from "./gen/switchboard/v1/envelope_pb.js";
@@ -44,7 +45,9 @@ import { SUBPROTOCOL, WS_OPEN, frameBytes, resolveWebSocket } from "./websocket.
 /**
  * How to authenticate: a JWT (or a function returning one, called for every
  * connection attempt so a fresh token can be fetched), or, against a server
- * in development mode, an anonymous user name.
+ * in development mode, an anonymous user name. A token passed to
+ * {@link Client.refresh} replaces a fixed token or a name for later
+ * reconnects; a token function keeps being called.
  */
 export type Auth = { token: string | (() => string | Promise<string>) } | { name: string };
 
@@ -165,7 +168,10 @@ interface Connection {
   closed: boolean;
   /** The `Disconnect` push that announced the close, if any. */
   disconnect?: Disconnect;
-  /** The error that answered `connect`, if any. */
+  /**
+   * The error that refused `connect` or `refresh`, if any. A terminal one
+   * means the server closes the connection (1008) and no reconnect follows.
+   */
   connectError?: ServerError;
   maxMessageSize: number;
   lastFrameAt: number;
@@ -209,6 +215,8 @@ export class Client extends Emitter<ClientEvents> {
   private readonly codec: PayloadCodec;
   private random: () => number = Math.random;
 
+  /** The token of the latest successful `refresh`, used for later reconnects. */
+  private refreshedToken: string | undefined;
   private currentState: ConnectionState = "connecting";
   private conn: Connection | undefined;
   private session: ConnectReply | undefined;
@@ -288,7 +296,11 @@ export class Client extends Emitter<ClientEvents> {
     return this.session?.user ?? "";
   }
 
-  /** The reply to the latest `connect` (connection id, limits, token expiry). */
+  /**
+   * The reply to the latest `connect` (connection id, limits, token expiry).
+   * Its `expiresAtMs` is the expiry of the token used to connect; after a
+   * {@link refresh}, the one it resolved with applies.
+   */
   get connectReply(): ConnectReply | undefined {
     return this.session;
   }
@@ -410,6 +422,26 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   /**
+   * Replaces the connection's token (a JWT naming the same user), e.g.
+   * shortly before the current one expires (`connectReply.expiresAtMs`).
+   * Resolves with the new expiry (`expiresAtMs`, milliseconds since the
+   * Unix epoch; 0 if never). From then on every reconnect authenticates with
+   * this token (unless `connect` was given a token function, which keeps
+   * being called).
+   *
+   * A token the server refuses (`ERROR_CODE_UNAUTHORIZED`, e.g. another
+   * user's or a bad signature; `ERROR_CODE_TOKEN_EXPIRED`) rejects with that
+   * {@link ServerError}, and the server then closes the connection with 1008:
+   * the client ends ("closed", no reconnect). A connection whose token
+   * expires without a refresh is closed with 1008 as well.
+   */
+  refresh(token: string): Promise<RefreshReply> {
+    return this.request({ case: "refresh", value: create(RefreshRequestSchema, { token }) }, () => {
+      this.refreshedToken = token;
+    });
+  }
+
+  /**
    * Closes the connection (WebSocket close 1000) for good: no reconnect.
    * Waiting commands fail with a {@link ConnectionError}; subscriptions end
    * after their buffered messages. Resolves when the socket is closed.
@@ -467,11 +499,16 @@ export class Client extends Emitter<ClientEvents> {
     this.setState({ state: "connecting" });
     let request: ConnectRequest;
     try {
-      if ("token" in this.auth) {
-        const token = typeof this.auth.token === "function" ? await this.auth.token() : this.auth.token;
+      // A refreshed token replaces the token (or the name) given to
+      // `connect`; a token function is asked for a fresh one every time.
+      const auth = this.auth;
+      if ("token" in auth) {
+        const token = typeof auth.token === "function" ? await auth.token() : (this.refreshedToken ?? auth.token);
         request = create(ConnectRequestSchema, { token });
+      } else if (this.refreshedToken !== undefined) {
+        request = create(ConnectRequestSchema, { token: this.refreshedToken });
       } else {
-        request = create(ConnectRequestSchema, { name: this.auth.name });
+        request = create(ConnectRequestSchema, { name: auth.name });
       }
     } catch (err) {
       this.connectFailed(new ConnectionError("switchboard: getting a token failed", true, undefined, "", { cause: err }));
@@ -529,14 +566,12 @@ export class Client extends Emitter<ClientEvents> {
         return;
       }
       if (err instanceof ServerError) {
-        conn.connectError = err;
         if (err.temporary && !this.initial && this.reconnectEnabled) {
+          conn.connectError = err;
           this.abort(conn, `connect failed: ${err.message}`);
         } else {
-          // Terminal (e.g. a bad or expired token): the server closes the
-          // connection itself (1008); give it a moment to, so the close code
-          // is reported, then drop it.
-          conn.openTimer = setTimeout(() => this.abort(conn, `connect failed: ${err.message}`, err), CLOSE_WAIT_MS);
+          // Terminal (e.g. a bad or expired token).
+          this.refused(conn, err, "connect");
         }
       } else {
         this.abort(conn, "connect failed");
@@ -558,6 +593,17 @@ export class Client extends Emitter<ClientEvents> {
     this.initial = undefined;
     initial?.resolve();
     this.flushQueue(conn);
+  }
+
+  /**
+   * The server refused `connect` or `refresh` for good: it closes the
+   * connection itself (1008); give it a moment to, so the close code is
+   * reported, then drop it. No reconnect follows either way.
+   */
+  private refused(conn: Connection, error: ServerError, command: string): void {
+    conn.connectError = error;
+    clearTimeout(conn.openTimer);
+    conn.openTimer = setTimeout(() => this.abort(conn, `${command} failed: ${error.message}`, error), CLOSE_WAIT_MS);
   }
 
   private async rejoin(conn: Connection, sub: Subscription): Promise<void> {
@@ -640,7 +686,12 @@ export class Client extends Emitter<ClientEvents> {
       conn.inflight.delete(frame.id);
       clearTimeout(pending.timer);
       if (kind.case === "error") {
-        pending.reject(serverError(kind.value));
+        const error = serverError(kind.value);
+        if (pending.command.case === "refresh" && isAuthError(error)) {
+          // The server closes the connection (1008) right after this error.
+          this.refused(conn, error, "refresh");
+        }
+        pending.reject(error);
       } else if (kind.case === undefined) {
         pending.reject(new SwitchboardError("switchboard: the server sent a reply this client does not know", false));
       } else {
@@ -980,6 +1031,11 @@ export class Client extends Emitter<ClientEvents> {
       }
     }
   }
+}
+
+/** Errors after which the server closes the connection with 1008. */
+function isAuthError(error: ServerError): boolean {
+  return error.code === ErrorCode.UNAUTHORIZED || error.code === ErrorCode.TOKEN_EXPIRED;
 }
 
 function serverError(e: { code: ErrorCode; message: string; temporary: boolean; retryAfterMs: number }): ServerError {

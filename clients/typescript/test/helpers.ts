@@ -3,6 +3,7 @@
  * bounded waits. Every wait here has a timeout; none of them mock the server.
  */
 import { spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -179,4 +180,11 @@ export async function take<T>(iterable: AsyncIterable<T>, n: number, timeoutMs: 
     out.push(r.value);
   }
   return out;
+}
+
+/** An HS256 JWT, as the server expects (`sub`, optional `exp` in seconds). */
+export function jwt(secret: string, claims: Record<string, unknown>): string {
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const head = `${b64({ alg: "HS256", typ: "JWT" })}.${b64(claims)}`;
+  return `${head}.${createHmac("sha256", secret).update(head).digest("base64url")}`;
 }

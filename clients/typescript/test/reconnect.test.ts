@@ -5,13 +5,12 @@
  * time out.
  */
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
 import { test } from "node:test";
 import { WebSocket as NodeWebSocket } from "ws";
 import { Client, ConnectionError, ErrorCode, ServerError, TimeoutError } from "../src/node.js";
 import type { StateChange } from "../src/node.js";
 import { testHooks } from "../src/internal.js";
-import { nextEvent, sleep, startServer, take, withTimeout } from "./helpers.js";
+import { jwt, nextEvent, sleep, startServer, take, withTimeout } from "./helpers.js";
 
 function hooks(client: Client) {
   const h = testHooks.get(client);
@@ -23,13 +22,6 @@ function recordStates(client: Client): StateChange[] {
   const states: StateChange[] = [];
   client.on("state", (s) => states.push(s));
   return states;
-}
-
-/** An HS256 JWT, as the server expects (`sub`, optional `exp` in seconds). */
-function jwt(secret: string, claims: Record<string, unknown>): string {
-  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
-  const head = `${b64({ alg: "HS256", typ: "JWT" })}.${b64(claims)}`;
-  return `${head}.${createHmac("sha256", secret).update(head).digest("base64url")}`;
 }
 
 test("a network drop is recovered: missed messages once, in order, no duplicates", { timeout: 30_000 }, async () => {

@@ -225,6 +225,8 @@ class Client:
         self._directs: Buffer[DirectMessage] = Buffer(buffer_size)
         self._notifications: Buffer[Notification] = Buffer(buffer_size)
         self._connect_reply = commands_pb2.ConnectReply()
+        # When the current token expires (ms since the Unix epoch; 0: never).
+        self._expires_at_ms = 0
         self._supervisor: asyncio.Task[None] | None = None
         # close() was called: nothing reconnects any more.
         self._closing = False
@@ -303,6 +305,14 @@ class Client:
     def client_id(self) -> str:
         """The server's id of the current connection (changes on reconnect)."""
         return self._connect_reply.client
+
+    @property
+    def expires_at_ms(self) -> int:
+        """When the token in use expires, in milliseconds since the Unix
+        epoch (0: never, or no token): from the login, then from each
+        successful `refresh`. Refresh before it, or the server closes the
+        connection (1008) and the client is CLOSED."""
+        return self._expires_at_ms
 
     @property
     def types(self) -> TypeRegistry:
@@ -482,6 +492,36 @@ class Client:
             timeout=timeout,
         )
         return list(frame.presence.members)
+
+    async def refresh(self, token: str, *, timeout: float | None = None) -> int:
+        """Replaces the connection's token with `token` (a JWT for the same
+        user, e.g. a fresh one shortly before `expires_at_ms`); returns its
+        expiry in milliseconds since the Unix epoch (0: never).
+
+        Once it succeeds, every later reconnect logs in with `token`. A token
+        the server refuses (bad, expired, or for another user) raises
+        `ServerError` (`ERROR_CODE_UNAUTHORIZED` or
+        `ERROR_CODE_TOKEN_EXPIRED`), and the server then closes the connection
+        with 1008: the client is CLOSED. Cut off by a lost connection, the
+        refresh is sent again after the reconnect, which still logs in with
+        the previous token.
+        """
+        credentials = commands_pb2.ConnectRequest(token=token)
+
+        def refreshed(frame: envelope_pb2.ServerFrame) -> None:
+            # In the reader, before any later frame: a reconnect that follows
+            # already uses the new token.
+            self._credentials = credentials
+            self._expires_at_ms = frame.refresh.expires_at_ms
+
+        frame = await self._command(
+            "refresh",
+            envelope_pb2.ClientFrame(refresh=commands_pb2.RefreshRequest(token=token)),
+            retry=True,
+            on_reply=refreshed,
+            timeout=timeout,
+        )
+        return frame.refresh.expires_at_ms
 
     async def close(self) -> None:
         """Closes the connection (code 1000) for good. Subscriptions and event
@@ -673,6 +713,7 @@ class Client:
             connect = envelope_pb2.ClientFrame(connect=self._credentials)
             reply = await self._call(conn, "connect", connect)
             self._connect_reply = reply.connect
+            self._expires_at_ms = reply.connect.expires_at_ms
             await self._rejoin(conn)
         except BaseException:
             await self._abandon(conn)
@@ -752,7 +793,10 @@ class Client:
             try:
                 return await self._open()
             except ServerError as e:
-                if not e.temporary:  # e.g. the token expired: retrying cannot help
+                # A refused login is terminal (e.g. the token expired: retrying
+                # cannot help), except "too many connections for this user",
+                # which the server closes with 1013: try again later.
+                if not e.temporary and e.code != errors_pb2.ERROR_CODE_LIMIT_EXCEEDED:
                     self._finish(None, str(e), e)
                     return None
                 code, reason = None, str(e)

@@ -17,9 +17,10 @@ def should_reconnect(code: int | None) -> bool:
     should be reconnected, when no `Disconnect` push said otherwise.
 
     Reconnect: network failures (no close, 1005, 1006), 1001, 1002,
-    1011-1014 and the application range 4000-4499. Terminal: 1000, 1003,
-    1007, 1008 (authentication, expired token), 1009, 4500-4999 and any other
-    code.
+    1011-1014 (1013: overloaded, or too many connections for this user) and
+    the application range 4000-4499 (e.g. 4003: sustained rate-limit
+    violations). Terminal: 1000, 1003, 1007, 1008 (authentication, expired
+    token), 1009, 4500-4999 and any other code.
     """
     if code is None or code in _RECONNECT:
         return True

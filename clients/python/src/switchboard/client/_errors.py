@@ -14,8 +14,9 @@ class ServerError(SwitchboardError):
 
     `code` is a `switchboard.v1.ErrorCode` value (compare it with e.g.
     `ErrorCode.ERROR_CODE_NOT_JOINED`); `temporary` tells whether the same
-    command may succeed if retried later; `retry_after_ms` is set for
-    `ERROR_CODE_RATE_LIMITED`.
+    command may succeed if retried later; `retry_after_ms` is, for
+    `ERROR_CODE_RATE_LIMITED`, how many milliseconds to wait before retrying
+    (0 otherwise).
     """
 
     def __init__(

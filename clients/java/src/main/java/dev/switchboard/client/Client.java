@@ -17,6 +17,8 @@ import dev.switchboard.v1.PingRequest;
 import dev.switchboard.v1.PresenceRequest;
 import dev.switchboard.v1.PublishReply;
 import dev.switchboard.v1.PublishRequest;
+import dev.switchboard.v1.RefreshReply;
+import dev.switchboard.v1.RefreshRequest;
 import dev.switchboard.v1.RoomMessage;
 import dev.switchboard.v1.ServerFrame;
 import dev.switchboard.v1.StreamPosition;
@@ -91,8 +93,14 @@ import okio.ByteString;
  * only then is {@link ConnectionState#CONNECTED} again. Offsets at or below the last one
  * delivered are dropped, so nothing arrives twice. Commands issued meanwhile wait; commands in
  * flight are sent again when that is safe ({@code join}, {@code leave}, {@code history}, {@code
- * presence}, {@code ping}, and {@code publish} with an idempotency key) and fail with {@link
- * ConnectionLostException} otherwise. Close codes decide: see {@link CloseCodes}.
+ * presence}, {@code ping}, {@code refresh}, and {@code publish} with an idempotency key) and fail
+ * with {@link ConnectionLostException} otherwise. Close codes decide: see {@link CloseCodes}.
+ *
+ * <h2>Tokens</h2>
+ *
+ * <p>Every reconnect logs in with the token given to {@link ClientOptions}, or the last one a
+ * {@link #refresh} succeeded with. When the token expires without a refresh the server closes
+ * with 1008 and the client ends.
  */
 public final class Client implements AutoCloseable {
   /** The binary protobuf subprotocol; the only one this SDK speaks. */
@@ -118,7 +126,6 @@ public final class Client implements AutoCloseable {
 
   private final String url;
   private final Request request;
-  private final ConnectRequest credentials;
   private final Duration commandTimeout;
   private final Backoff backoff;
   private final int bufferSize;
@@ -162,6 +169,9 @@ public final class Client implements AutoCloseable {
   /** Reconnect attempts since the last successful connection. */
   private int attempt;
   private ScheduledFuture<?> reconnectTimer;
+  /** Sent by every connection's {@code connect}; a successful refresh replaces its token. */
+  private ConnectRequest credentials;
+  /** The last connection's login, its expiry updated by every successful refresh. */
   private ConnectReply connectReply = ConnectReply.getDefaultInstance();
   private final ClientEvents events = new ClientEvents();
 
@@ -282,6 +292,19 @@ public final class Client implements AutoCloseable {
   public String getClientId() {
     synchronized (lock) {
       return connectReply.getClient();
+    }
+  }
+
+  /**
+   * When the token in use expires, as the server reported it at login and after every {@link
+   * #refresh}. Refresh before then: a connection whose token expires is closed with 1008.
+   *
+   * @return milliseconds since the Unix epoch; 0 when the token does not expire, or there is none
+   *     (a development login by name)
+   */
+  public long getExpiresAtMs() {
+    synchronized (lock) {
+      return connectReply.getExpiresAtMs();
     }
   }
 
@@ -570,6 +593,50 @@ public final class Client implements AutoCloseable {
     ClientFrame frame = ClientFrame.newBuilder().setPing(PingRequest.getDefaultInstance()).build();
     return command("ping", ServerFrame.KindCase.PING, frame, true, null, null,
         ServerFrame::getPing);
+  }
+
+  /**
+   * Replaces the connection's token before it expires (see {@link #getExpiresAtMs()}).
+   *
+   * @param token the new JWT, for the same user
+   * @return the reply, with the new token's expiry
+   * @see #refresh(String, Duration)
+   */
+  public CompletableFuture<RefreshReply> refresh(String token) {
+    return refresh(token, null);
+  }
+
+  /**
+   * Replaces the connection's token before it expires (see {@link #getExpiresAtMs()}). The new
+   * token must be valid and name the same user; its expiry (and room grants) replace the old
+   * ones, and the connection carries on untouched. Once the server has accepted it, every later
+   * reconnect logs in with it instead of the token given to {@link ClientOptions}.
+   *
+   * <p>A token the server refuses (invalid, already expired, or another user's) fails the future
+   * with a {@link ServerException} ({@code ERROR_CODE_UNAUTHORIZED} or {@code
+   * ERROR_CODE_TOKEN_EXPIRED}), and the server then closes the connection with 1008: the client
+   * ends ({@link ConnectionState#CLOSED}, no reconnect). A refresh in flight when the connection
+   * drops is sent again after the reconnect, which logs in with the last token the server
+   * accepted: refresh early enough that this one is still valid then.
+   *
+   * @param token the new JWT, for the same user
+   * @param timeout overrides the command timeout; null for the default
+   * @return the reply: {@code expiresAtMs}, the new token's expiry in milliseconds since the Unix
+   *     epoch (0 if it does not expire)
+   */
+  public CompletableFuture<RefreshReply> refresh(String token, Duration timeout) {
+    Objects.requireNonNull(token, "token");
+    ClientFrame frame =
+        ClientFrame.newBuilder().setRefresh(RefreshRequest.newBuilder().setToken(token)).build();
+    return command("refresh", ServerFrame.KindCase.REFRESH, frame, true, timeout,
+        reply -> {
+          // Before any later frame: a reconnect after this reply logs in with the new token.
+          credentials = credentials.toBuilder().setToken(token).build();
+          connectReply = connectReply.toBuilder()
+              .setExpiresAtMs(reply.getRefresh().getExpiresAtMs())
+              .build();
+        },
+        ServerFrame::getRefresh);
   }
 
   /**

@@ -15,8 +15,9 @@ public final class CloseCodes {
    * Disconnect} push said otherwise.
    *
    * <p>Reconnect: network failures (no close, 1005, 1006), 1001 (going away), 1002, 1011 to 1014
-   * and the application range 4000 to 4499. Terminal: 1000, 1003, 1007, 1008 (authentication,
-   * expired token), 1009, 4500 to 4999 and any other code.
+   * (1013: overloaded, or too many connections for this user) and the application range 4000 to
+   * 4499 (4003: sustained rate-limit violations). Terminal: 1000, 1003, 1007, 1008
+   * (authentication, expired token, refused refresh), 1009, 4500 to 4999 and any other code.
    *
    * @param code the close code, or null when there was no Close frame at all
    * @return true to reconnect

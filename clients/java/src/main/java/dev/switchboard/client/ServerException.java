@@ -92,9 +92,12 @@ public final class ServerException extends SwitchboardException {
   }
 
   /**
-   * How long to wait before retrying, for {@code ERROR_CODE_RATE_LIMITED}.
+   * How long to wait before retrying, for {@code ERROR_CODE_RATE_LIMITED} (the server's {@code
+   * retry_after_ms}). The command was not carried out and the SDK does not retry it by itself:
+   * send it again after this long. A connection that keeps exceeding the limit is closed with
+   * 4003, and the client reconnects after its backoff.
    *
-   * @return milliseconds, 0 otherwise
+   * @return milliseconds, 0 for other errors
    */
   public int getRetryAfterMs() {
     return retryAfterMs;

@@ -84,7 +84,7 @@ class UnitTest {
   @Test
   void closeCodePolicy() {
     for (Integer code : Arrays.asList(null, 1001, 1002, 1005, 1006, 1011, 1012, 1013, 1014, 4000,
-        4001, 4002, 4499)) {
+        4001, 4002, 4003, 4499)) {
       assertTrue(CloseCodes.shouldReconnect(code), "reconnect after " + code);
     }
     for (int code : new int[] {1000, 1003, 1004, 1007, 1008, 1009, 1010, 1015, 3000, 4500, 4999,
