@@ -188,6 +188,13 @@ pub(crate) struct UserSlot {
     user: Arc<str>,
 }
 
+impl UserSlot {
+    /// The user id.
+    pub(crate) fn user(&self) -> &Arc<str> {
+        &self.user
+    }
+}
+
 impl Drop for UserSlot {
     fn drop(&mut self) {
         let mut by_user = self.open.by_user.lock().unwrap_or_else(|p| p.into_inner());

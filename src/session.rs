@@ -57,12 +57,12 @@ pub(crate) struct Session {
     /// The token from the upgrade's `Authorization: Bearer` header, used by
     /// a `connect` without a token of its own.
     bearer: Option<String>,
-    /// The user id as a shared key (publish rate limit), once connected.
-    user_key: Arc<str>,
-    /// Counts this connection against the per-user cap.
-    _user_slot: Option<UserSlot>,
-    /// This connection's command rate limit, if commands are limited.
-    commands: Option<CommandLimiter>,
+    /// Counts this connection against the per-user cap; holds the user id
+    /// as a shared key (publish rate limit). Set by `connect`.
+    user_slot: Option<UserSlot>,
+    /// This connection's command rate limit, if commands are limited; boxed
+    /// so that the connection task does not carry its size when they are not.
+    commands: Option<Box<CommandLimiter>>,
     /// Rate-limited commands in a row.
     strikes: u32,
 }
@@ -70,7 +70,7 @@ pub(crate) struct Session {
 impl Session {
     /// A session for a freshly upgraded connection.
     pub(crate) fn new(shared: Arc<Shared>, conn: ConnHandle, bearer: Option<String>) -> Self {
-        let commands = shared.limits.command_limiter();
+        let commands = shared.limits.command_limiter().map(Box::new);
         Self {
             shared,
             conn,
@@ -78,8 +78,7 @@ impl Session {
             identity: None,
             rooms: HashSet::new(),
             bearer,
-            user_key: Arc::from(""),
-            _user_slot: None,
+            user_slot: None,
             commands,
             strikes: 0,
         }
@@ -180,8 +179,7 @@ impl Session {
             );
             return Flow::Close;
         };
-        self._user_slot = Some(slot);
-        self.user_key = user_key;
+        self.user_slot = Some(slot);
         let limits = &self.shared.config.limits;
         self.shared.hub.add_user(&identity.user, self.conn.clone());
         self.reply(
@@ -312,7 +310,8 @@ impl Session {
         if !self.permit(id, &request.room, Action::Publish) {
             return;
         }
-        if let Err(wait) = self.shared.limits.check_publish(&self.user_key) {
+        let user = self.user_slot.as_ref().map(UserSlot::user);
+        if let Some(Err(wait)) = user.map(|u| self.shared.limits.check_publish(u)) {
             return self.rate_limited(id, wait, "too many publishes by this user");
         }
         if request.idempotency_key.len() > MAX_IDEMPOTENCY_KEY_LEN {
