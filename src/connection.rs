@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -454,14 +454,7 @@ impl Link {
         loop {
             if self.batch.is_empty() {
                 if self.unflushed {
-                    match self.ws.poll_flush_unpin(cx) {
-                        Poll::Ready(Ok(())) => {
-                            self.unflushed = false;
-                            self.fed = 0;
-                        }
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
+                    ready!(self.poll_flush(cx))?;
                 }
                 // Hand the queue an empty buffer: an idle connection then
                 // holds no queue memory at all (one allocation per batch).
@@ -478,24 +471,13 @@ impl Link {
                 if let Outbound::Close(reason) = item {
                     let reason = *reason;
                     if self.unflushed {
-                        match self.ws.poll_flush_unpin(cx) {
-                            Poll::Ready(Ok(())) => self.unflushed = false,
-                            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                            Poll::Pending => return Poll::Pending,
-                        }
+                        ready!(self.poll_flush(cx))?;
                     }
                     self.batch.clear();
                     return Poll::Ready(Ok(reason));
                 }
                 if self.fed >= self.batch_limit {
-                    match self.ws.poll_flush_unpin(cx) {
-                        Poll::Ready(Ok(())) => {
-                            self.unflushed = false;
-                            self.fed = 0;
-                        }
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
+                    ready!(self.poll_flush(cx))?;
                 }
                 match self.ws.poll_ready_unpin(cx) {
                     Poll::Ready(Ok(())) => {}
@@ -512,6 +494,14 @@ impl Link {
                 self.fed += 1;
             }
         }
+    }
+
+    /// Flushes what was fed and starts a new batch count.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        ready!(self.ws.poll_flush_unpin(cx))?;
+        self.unflushed = false;
+        self.fed = 0;
+        Poll::Ready(Ok(()))
     }
 
     /// Sends the `Disconnect` push and the Close frame.
