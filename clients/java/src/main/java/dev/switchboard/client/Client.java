@@ -838,30 +838,34 @@ public final class Client implements AutoCloseable {
 
   private void timedOut(Call call) {
     synchronized (lock) {
-      if (call.done) {
-        return;
+      if (detach(call)) {
+        settleFailed(call, new CommandTimeoutException(call.command, call.timeout));
       }
-      waiting.remove(call);
-      slotWaiters.remove(call);
-      if (call.connection != null) {
-        call.connection.forget(call);
-      }
-      settleFailed(call, new CommandTimeoutException(call.command, call.timeout));
     }
   }
 
   private void cancelled(Call call) {
     synchronized (lock) {
-      if (call.done) {
-        return;
+      if (detach(call)) {
+        settle(call);
       }
-      waiting.remove(call);
-      slotWaiters.remove(call);
-      if (call.connection != null) {
-        call.connection.forget(call);
-      }
-      settle(call);
     }
+  }
+
+  /**
+   * Removes an unfinished call from every queue and from its connection (under {@code lock}).
+   * Returns false when the call was already done.
+   */
+  private boolean detach(Call call) {
+    if (call.done) {
+      return false;
+    }
+    waiting.remove(call);
+    slotWaiters.remove(call);
+    if (call.connection != null) {
+      call.connection.forget(call);
+    }
+    return true;
   }
 
   private HistoryPage page(HistoryReply reply) {
