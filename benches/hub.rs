@@ -20,6 +20,7 @@ fn room_of(subscribers: usize) -> Hub {
             Subscriber {
                 conn: ConnHandle::new(1024),
                 presence_events: false,
+                after: 0,
             },
         );
     }

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Every check CI runs, in order:
+#   0. system packages the tests need: redis-server (multi-node tests start
+#      their own on free loopback ports), installed with apt-get if missing;
 #   1. Rust: formatting, clippy, and the workspace's tests (the server's unit
 #      and integration tests, the golden vectors and the reference scenario
 #      runner, all against real servers on 127.0.0.1:0);
@@ -51,6 +53,25 @@ count_suite() {
   fi
   passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 }
+
+# Installs Debian packages whose commands are missing.
+need_packages() {
+  local missing=()
+  while [[ $# -gt 0 ]]; do
+    command -v "$1" >/dev/null 2>&1 || missing+=("$2")
+    shift 2
+  done
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    local sudo=()
+    [[ $(id -u) -ne 0 ]] && sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
+step "system packages (redis-server)"
+need_packages redis-server redis-server
+redis-server --version
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

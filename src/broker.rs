@@ -4,7 +4,7 @@
 //! epoch, history and idempotency keys) and delivers each published message
 //! to the local subscribers kept in the [`Hub`](crate::hub::Hub) of every
 //! node. `MemoryBroker` (in `broker_memory.rs`) serves a single node;
-//! a Redis-backed broker sits beside it behind the same trait.
+//! `RedisBroker` (in `broker_redis.rs`) lets many nodes share rooms.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -151,4 +151,22 @@ pub trait Broker: Send + Sync + 'static {
         frame: Bytes,
         except: ConnId,
     ) -> Result<(), BrokerError>;
+
+    /// Makes frames sent to `user` from any node reach this node's
+    /// connections of that user; called when such a connection is
+    /// authenticated, and balanced by [`Broker::detach_user`]. A broker that
+    /// is temporarily unreachable remembers the user and catches up when it
+    /// returns.
+    async fn attach_user(&self, _user: &str) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    /// Undoes one [`Broker::attach_user`].
+    async fn detach_user(&self, _user: &str) {}
+
+    /// Whether the broker can currently serve publishes and joins (its
+    /// backing store is reachable).
+    fn is_ready(&self) -> bool {
+        true
+    }
 }

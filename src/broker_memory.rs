@@ -220,7 +220,13 @@ impl MemoryBroker {
     ) {
         let mut rooms = self.shard(room);
         let state = self.room_state(&mut rooms, room, Instant::now());
-        self.hub.subscribe(room, subscriber);
+        self.hub.subscribe(
+            room,
+            Subscriber {
+                after: state.offset,
+                ..subscriber
+            },
+        );
         let mut result = JoinResult {
             position: state.position(),
             ..JoinResult::default()
@@ -310,7 +316,7 @@ impl Broker for MemoryBroker {
                 },
             );
         }
-        self.hub.deliver(room, &encoded);
+        self.hub.deliver_message(room, result.offset, &encoded);
         Ok(result)
     }
 
@@ -449,6 +455,7 @@ mod tests {
         let sub = || Subscriber {
             conn: conn.clone(),
             presence_events: false,
+            after: 0,
         };
         let join = |since: Option<StreamPosition>| {
             let mut out = JoinResult::default();

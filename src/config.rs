@@ -54,6 +54,15 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Room history and idempotency settings.
     pub history: HistoryConfig,
+    /// Where room state lives: `memory` (this node only, the default) or
+    /// `redis` (shared by every node pointing at the same Redis).
+    pub broker: BrokerKind,
+    /// Redis to use with `broker = "redis"`, as a `redis://` URL (user,
+    /// password and database number go in the URL; `rediss://` for TLS is
+    /// not supported by this build). Default `redis://127.0.0.1:6379`.
+    pub redis_url: String,
+    /// Redis broker settings.
+    pub redis: RedisConfig,
     /// Logging settings.
     pub log: LogConfig,
     /// How long a graceful shutdown waits for connections to close before
@@ -74,6 +83,9 @@ impl Default for Config {
             permissions: PermissionsConfig::default(),
             limits: LimitsConfig::default(),
             history: HistoryConfig::default(),
+            broker: BrokerKind::Memory,
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            redis: RedisConfig::default(),
             log: LogConfig::default(),
             shutdown_timeout: Duration::from_secs(10),
         }
@@ -244,6 +256,47 @@ impl Default for HistoryConfig {
     }
 }
 
+/// Which broker and presence implementation a node uses.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerKind {
+    /// In-memory, one node (default).
+    #[default]
+    Memory,
+    /// Redis: rooms, history and presence shared by many nodes.
+    Redis,
+}
+
+/// Redis broker settings (used with `broker = "redis"`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Prefix of every key and channel, so several deployments can share one
+    /// Redis. Default `switchboard`.
+    pub prefix: String,
+    /// How long a member stays present after its node last refreshed it.
+    /// Live nodes refresh their members every third of this, so a node that
+    /// dies (even with SIGKILL) leaves no member behind for longer than this.
+    /// Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub presence_ttl: Duration,
+    /// Longest wait for one Redis command (or a connection attempt); a
+    /// publish or join that takes longer fails with `ERROR_CODE_UNAVAILABLE`
+    /// (temporary). Default `2s`.
+    #[serde(with = "humantime_serde")]
+    pub command_timeout: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "switchboard".to_owned(),
+            presence_ttl: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -404,9 +457,22 @@ impl Config {
             ("limits.ping_interval", limits.ping_interval),
             ("limits.idle_timeout", limits.idle_timeout),
             ("history.ttl", self.history.ttl),
+            ("redis.presence_ttl", self.redis.presence_ttl),
+            ("redis.command_timeout", self.redis.command_timeout),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::Invalid(format!("{name} must be positive")));
+            }
+        }
+        if self.broker == BrokerKind::Redis {
+            if !self.redis_url.starts_with("redis://") && !self.redis_url.starts_with("unix://") {
+                return invalid("redis_url must start with redis:// or unix://");
+            }
+            if self.redis.prefix.is_empty() || self.redis.prefix.contains(['{', '}']) {
+                return invalid("redis.prefix must be non-empty and contain no braces");
+            }
+            if self.redis.presence_ttl < Duration::from_secs(1) {
+                return invalid("redis.presence_ttl must be at least 1s");
             }
         }
         if self.history.max_messages == 0 {

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 
 use crate::outbound::{ConnHandle, ConnId};
+use crate::proto::CloseCode;
 
 const SHARDS: usize = 64;
 
@@ -25,6 +26,10 @@ pub struct Subscriber {
     pub conn: ConnHandle,
     /// Whether it asked for `MemberJoined` / `MemberLeft` pushes.
     pub presence_events: bool,
+    /// The room offset its join reply ended at: live messages at or below it
+    /// were already in the reply (or before the join) and are skipped by
+    /// [`Hub::deliver_message`].
+    pub after: u64,
 }
 
 #[derive(Default)]
@@ -118,6 +123,33 @@ impl Hub {
         subs.iter().filter(|s| s.conn.push(frame.clone())).count()
     }
 
+    /// Queues the room message at `offset` for every local subscriber of
+    /// `room` whose join reply did not already reach past it. Returns how many
+    /// accepted it.
+    pub fn deliver_message(&self, room: &str, offset: u64, frame: &Bytes) -> usize {
+        let shard = self.shard(room);
+        let Some(subs) = shard.rooms.get(room) else {
+            return 0;
+        };
+        subs.iter()
+            .filter(|s| offset > s.after && s.conn.push(frame.clone()))
+            .count()
+    }
+
+    /// Closes every local subscriber of `room` after what is already queued
+    /// to it (a broker that can no longer keep the room's feed gap-free).
+    /// Returns how many there were.
+    pub fn close_room(&self, room: &str, code: CloseCode, reason: &'static str) -> usize {
+        let shard = self.shard(room);
+        let Some(subs) = shard.rooms.get(room) else {
+            return 0;
+        };
+        for sub in subs {
+            sub.conn.close_after_queued(code, reason);
+        }
+        subs.len()
+    }
+
     /// Queues a presence event for the subscribers of `room` that asked for
     /// presence events, except the connection `except` it is about.
     pub fn deliver_presence(&self, room: &str, frame: &Bytes, except: ConnId) -> usize {
@@ -174,21 +206,24 @@ mod tests {
             "r",
             Subscriber {
                 conn: a.clone(),
-                presence_events: true
+                presence_events: true,
+                after: 0,
             }
         ));
         assert!(!hub.subscribe(
             "r",
             Subscriber {
                 conn: a.clone(),
-                presence_events: true
+                presence_events: true,
+                after: 0,
             }
         ));
         assert!(hub.subscribe(
             "r",
             Subscriber {
                 conn: b.clone(),
-                presence_events: false
+                presence_events: false,
+                after: 0,
             }
         ));
         assert_eq!(hub.deliver("r", &Bytes::from_static(b"x")), 2);

@@ -7,8 +7,8 @@
 //! ```text
 //! client ⇄ server (/ws upgrade) ⇄ connection ─┬─ reader: frame → codec → session (dispatch)
 //!                                              └─ writer: outbound queue → many frames → one flush
-//! session ⇄ hub (local subscribers by room and user) ⇄ broker (MemoryBroker; history, offsets)
-//!         ⇄ presence (MemoryPresence)
+//! session ⇄ hub (local subscribers by room and user) ⇄ broker (MemoryBroker | RedisBroker;
+//!         ⇄ presence (MemoryPresence | RedisPresence)          history, offsets, fan-out)
 //! ```
 //!
 //! - [`proto`]: the generated wire types (prost + pbjson), included only here.
@@ -21,9 +21,10 @@
 //! - [`outbound`]: the bounded per-connection queue; overflow closes that
 //!   connection as a slow consumer and nobody else waits.
 //! - [`hub`]: sharded local fan-out; every subscriber gets the same `Bytes`.
-//! - [`broker`] / [`broker_memory`]: the broker contract and the in-memory
-//!   implementation.
-//! - [`presence`] / [`presence_memory`]: membership, same pattern.
+//! - [`broker`] / [`broker_memory`] / [`broker_redis`]: the broker contract,
+//!   the in-memory implementation and the Redis one (many nodes).
+//! - [`presence`] / [`presence_memory`] / [`presence_redis`]: membership,
+//!   same pattern.
 //! - [`auth`]: JWT and development-mode logins.
 //! - [`config`]: TOML + environment configuration with documented defaults.
 //! - [`shutdown`]: SIGINT and SIGTERM.
@@ -31,6 +32,7 @@
 pub mod auth;
 pub mod broker;
 pub mod broker_memory;
+pub mod broker_redis;
 pub mod codec;
 pub mod codes;
 pub mod config;
@@ -45,6 +47,7 @@ pub mod outbound;
 pub mod permissions;
 pub mod presence;
 pub mod presence_memory;
+pub mod presence_redis;
 pub mod server;
 mod session;
 pub mod shutdown;

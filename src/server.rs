@@ -22,15 +22,18 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
 use crate::auth::{Authenticator, KeyError};
-use crate::broker::Broker;
+use crate::broker::{Broker, BrokerError};
 use crate::broker_memory::MemoryBroker;
-use crate::codec::Encoding;
-use crate::config::{Config, ConfigError, HttpConfig};
+use crate::broker_redis::RedisBroker;
+use crate::codec::{encode_server, Encoding};
+use crate::config::{BrokerKind, Config, ConfigError, HttpConfig};
 use crate::connection::{self, Io};
 use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::presence::Presence;
 use crate::presence_memory::MemoryPresence;
+use crate::presence_redis::RedisPresence;
+use crate::proto::{server_frame::Kind, MemberLeft, ServerFrame};
 use crate::tls;
 
 /// How often idle in-memory rooms are swept.
@@ -57,6 +60,9 @@ pub enum ServerError {
     /// The TLS certificate or key could not be loaded.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The broker could not be set up (an invalid `redis_url`).
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
     /// Accepting or serving failed.
     #[error("server I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -84,14 +90,59 @@ pub(crate) struct Shared {
     ws_config: WebSocketConfig,
 }
 
+/// The broker and presence a node runs with, for their housekeeping.
+pub(crate) enum Backend {
+    /// One node, in memory.
+    Memory(Arc<MemoryBroker>),
+    /// Shared through Redis.
+    Redis {
+        broker: Arc<RedisBroker>,
+        presence: Arc<RedisPresence>,
+        /// Stops the broker's pub/sub task once the node has drained.
+        stop: CancellationToken,
+    },
+}
+
 impl Shared {
     /// The node's state from a configuration (validated here), with the
-    /// in-memory broker.
-    pub(crate) fn new(config: Config) -> Result<(Arc<Shared>, Arc<MemoryBroker>), ServerError> {
+    /// broker it names. Must run inside a Tokio runtime (the Redis broker
+    /// starts its pub/sub task).
+    pub(crate) fn new(config: Config) -> Result<(Arc<Shared>, Backend), ServerError> {
         config.validate()?;
         let auth = Authenticator::new(&config)?;
         let hub = Hub::new();
-        let broker = Arc::new(MemoryBroker::new(hub.clone(), config.history.clone()));
+        let (broker, presence, backend): (Arc<dyn Broker>, Arc<dyn Presence>, Backend) =
+            match config.broker {
+                BrokerKind::Memory => {
+                    let broker = Arc::new(MemoryBroker::new(hub.clone(), config.history.clone()));
+                    (
+                        broker.clone(),
+                        Arc::new(MemoryPresence::default()),
+                        Backend::Memory(broker),
+                    )
+                }
+                BrokerKind::Redis => {
+                    let stop = CancellationToken::new();
+                    let broker = RedisBroker::start(
+                        hub.clone(),
+                        &config.redis_url,
+                        config.history.clone(),
+                        config.redis.clone(),
+                        stop.clone(),
+                    )?;
+                    let presence =
+                        Arc::new(RedisPresence::new(&config.redis_url, config.redis.clone())?);
+                    (
+                        broker.clone(),
+                        presence.clone(),
+                        Backend::Redis {
+                            broker,
+                            presence,
+                            stop,
+                        },
+                    )
+                }
+            };
         let max = config.limits.max_message_size;
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER_SIZE)
@@ -103,14 +154,14 @@ impl Shared {
             auth,
             limits,
             config,
-            broker: broker.clone(),
-            presence: Arc::new(MemoryPresence::default()),
+            broker,
+            presence,
             hub,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             ws_config,
         });
-        Ok((shared, broker))
+        Ok((shared, backend))
     }
 }
 
@@ -125,9 +176,10 @@ pub async fn run(
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
         _ => None,
     };
-    let (shared, broker) = Shared::new(config)?;
-    let sweeper = tokio::spawn(sweep(
-        broker,
+    let (shared, backend) = Shared::new(config)?;
+    let backend = Arc::new(backend);
+    let sweeper = tokio::spawn(housekeeping(
+        backend.clone(),
         shared.clone(),
         shared.shutdown.clone().cancelled_owned(),
     ));
@@ -187,25 +239,52 @@ pub async fn run(
         );
     }
     sweeper.abort();
+    if let Backend::Redis { stop, .. } = &*backend {
+        stop.cancel();
+    }
     Ok(())
 }
 
-/// Periodic housekeeping: idle rooms and rate-limiter state.
-async fn sweep(
-    broker: Arc<MemoryBroker>,
+/// Periodic housekeeping: idle in-memory rooms, or the Redis broker's
+/// room and presence refresh; rate-limiter state.
+async fn housekeeping(
+    backend: Arc<Backend>,
     shared: Arc<Shared>,
     stop: tokio_util::sync::WaitForCancellationFutureOwned,
 ) {
     tokio::pin!(stop);
-    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    let period = match &*backend {
+        Backend::Memory(_) => SWEEP_INTERVAL,
+        Backend::Redis { presence, .. } => presence.refresh_interval(),
+    };
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = &mut stop => return,
             _ = tick.tick() => {
-                let removed = broker.sweep();
-                if removed > 0 {
-                    tracing::debug!(removed, "swept idle rooms");
+                match &*backend {
+                    Backend::Memory(broker) => {
+                        let removed = broker.sweep();
+                        if removed > 0 {
+                            tracing::debug!(removed, "swept idle rooms");
+                        }
+                    }
+                    Backend::Redis { broker, presence, .. } => {
+                        broker.maintain().await;
+                        for (room, member) in presence.refresh().await {
+                            let frame = encode_server(&ServerFrame {
+                                id: 0,
+                                kind: Some(Kind::MemberLeft(MemberLeft {
+                                    room: room.to_string(),
+                                    member: Some(member),
+                                })),
+                            });
+                            if let Err(error) = broker.broadcast_presence_everywhere(&room, frame).await {
+                                tracing::debug!(%error, "announcing an expired member failed");
+                            }
+                        }
+                    }
                 }
                 shared.limits.sweep();
             }

@@ -121,7 +121,7 @@ impl Session {
         }
         if self.identity.is_none() {
             return match command {
-                Command::Connect(request) => self.connect(id, request),
+                Command::Connect(request) => self.connect(id, request).await,
                 _ => {
                     self.error(id, ErrorCode::NotConnected, "send connect first");
                     Flow::Continue
@@ -156,7 +156,7 @@ impl Session {
         );
     }
 
-    fn connect(&mut self, id: u32, request: ConnectRequest) -> Flow {
+    async fn connect(&mut self, id: u32, request: ConnectRequest) -> Flow {
         // A token in the command wins over one from the upgrade's header.
         let token = match (request.token.is_empty(), self.bearer.take()) {
             (true, Some(bearer)) => bearer,
@@ -182,6 +182,10 @@ impl Session {
         self.user_slot = Some(slot);
         let limits = &self.shared.config.limits;
         self.shared.hub.add_user(&identity.user, self.conn.clone());
+        if let Err(error) = self.shared.broker.attach_user(&identity.user).await {
+            // Direct messages from other nodes arrive once the broker is back.
+            tracing::warn!(%error, "attaching the user to the broker failed");
+        }
         self.reply(
             id,
             Kind::Connect(ConnectReply {
@@ -266,6 +270,7 @@ impl Session {
         let subscriber = Subscriber {
             conn: self.conn.clone(),
             presence_events: request.presence_events,
+            after: 0,
         };
         let joined = self
             .shared
@@ -422,6 +427,7 @@ impl Session {
         }
         if let Some(identity) = &self.identity {
             self.shared.hub.remove_user(&identity.user, self.conn.id());
+            self.shared.broker.detach_user(&identity.user).await;
         }
     }
 

@@ -53,6 +53,8 @@ use switchboard::proto::{
 /// Upper bound for any single wait in a test.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+pub mod redis_server;
+
 /// Subprotocol for binary protobuf frames.
 pub const PROTO: &str = "switchboard.v1.proto";
 /// Subprotocol for text frames with canonical proto3 JSON.

@@ -71,6 +71,12 @@ const (
 	// (`ERROR_CODE_RATE_LIMITED` with `retry_after_ms`). Reconnect with
 	// backoff and slow down.
 	CloseCode_CLOSE_CODE_RATE_LIMITED CloseCode = 4003
+	// The server could not keep a joined room's live messages gap-free: the
+	// broker lost the room's history (a new epoch began) or missed messages
+	// that are no longer in history. Reconnect and rejoin with `since`; the
+	// join reply says whether recovery succeeded (`recovered = false` means
+	// reload the room).
+	CloseCode_CLOSE_CODE_INSUFFICIENT_STATE CloseCode = 4004
 	// The connection was closed by a backend or an operator. Do not reconnect.
 	CloseCode_CLOSE_CODE_KICKED CloseCode = 4500
 )
@@ -92,24 +98,26 @@ var (
 		4001: "CLOSE_CODE_CONNECT_TIMEOUT",
 		4002: "CLOSE_CODE_IDLE_TIMEOUT",
 		4003: "CLOSE_CODE_RATE_LIMITED",
+		4004: "CLOSE_CODE_INSUFFICIENT_STATE",
 		4500: "CLOSE_CODE_KICKED",
 	}
 	CloseCode_value = map[string]int32{
-		"CLOSE_CODE_UNSPECIFIED":      0,
-		"CLOSE_CODE_NORMAL":           1000,
-		"CLOSE_CODE_GOING_AWAY":       1001,
-		"CLOSE_CODE_PROTOCOL_ERROR":   1002,
-		"CLOSE_CODE_UNSUPPORTED_DATA": 1003,
-		"CLOSE_CODE_INVALID_PAYLOAD":  1007,
-		"CLOSE_CODE_POLICY_VIOLATION": 1008,
-		"CLOSE_CODE_MESSAGE_TOO_BIG":  1009,
-		"CLOSE_CODE_INTERNAL_ERROR":   1011,
-		"CLOSE_CODE_TRY_AGAIN_LATER":  1013,
-		"CLOSE_CODE_SLOW_CONSUMER":    4000,
-		"CLOSE_CODE_CONNECT_TIMEOUT":  4001,
-		"CLOSE_CODE_IDLE_TIMEOUT":     4002,
-		"CLOSE_CODE_RATE_LIMITED":     4003,
-		"CLOSE_CODE_KICKED":           4500,
+		"CLOSE_CODE_UNSPECIFIED":        0,
+		"CLOSE_CODE_NORMAL":             1000,
+		"CLOSE_CODE_GOING_AWAY":         1001,
+		"CLOSE_CODE_PROTOCOL_ERROR":     1002,
+		"CLOSE_CODE_UNSUPPORTED_DATA":   1003,
+		"CLOSE_CODE_INVALID_PAYLOAD":    1007,
+		"CLOSE_CODE_POLICY_VIOLATION":   1008,
+		"CLOSE_CODE_MESSAGE_TOO_BIG":    1009,
+		"CLOSE_CODE_INTERNAL_ERROR":     1011,
+		"CLOSE_CODE_TRY_AGAIN_LATER":    1013,
+		"CLOSE_CODE_SLOW_CONSUMER":      4000,
+		"CLOSE_CODE_CONNECT_TIMEOUT":    4001,
+		"CLOSE_CODE_IDLE_TIMEOUT":       4002,
+		"CLOSE_CODE_RATE_LIMITED":       4003,
+		"CLOSE_CODE_INSUFFICIENT_STATE": 4004,
+		"CLOSE_CODE_KICKED":             4500,
 	}
 )
 
@@ -144,7 +152,7 @@ var File_switchboard_v1_close_codes_proto protoreflect.FileDescriptor
 
 const file_switchboard_v1_close_codes_proto_rawDesc = "" +
 	"\n" +
-	" switchboard/v1/close_codes.proto\x12\x0eswitchboard.v1*\xd6\x03\n" +
+	" switchboard/v1/close_codes.proto\x12\x0eswitchboard.v1*\xfa\x03\n" +
 	"\tCloseCode\x12\x1a\n" +
 	"\x16CLOSE_CODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x11CLOSE_CODE_NORMAL\x10\xe8\a\x12\x1a\n" +
@@ -159,7 +167,8 @@ const file_switchboard_v1_close_codes_proto_rawDesc = "" +
 	"\x18CLOSE_CODE_SLOW_CONSUMER\x10\xa0\x1f\x12\x1f\n" +
 	"\x1aCLOSE_CODE_CONNECT_TIMEOUT\x10\xa1\x1f\x12\x1c\n" +
 	"\x17CLOSE_CODE_IDLE_TIMEOUT\x10\xa2\x1f\x12\x1c\n" +
-	"\x17CLOSE_CODE_RATE_LIMITED\x10\xa3\x1f\x12\x16\n" +
+	"\x17CLOSE_CODE_RATE_LIMITED\x10\xa3\x1f\x12\"\n" +
+	"\x1dCLOSE_CODE_INSUFFICIENT_STATE\x10\xa4\x1f\x12\x16\n" +
 	"\x11CLOSE_CODE_KICKED\x10\x94#B\xd1\x01\n" +
 	"\x12dev.switchboard.v1B\x0fCloseCodesProtoP\x01ZQgithub.com/switchboard-rt/switchboard/clients/go/gen/switchboard/v1;switchboardv1\xa2\x02\x03SXX\xaa\x02\x0eSwitchboard.V1\xca\x02\x0eSwitchboard\\V1\xe2\x02\x1aSwitchboard\\V1\\GPBMetadata\xea\x02\x0fSwitchboard::V1b\x06proto3"
 

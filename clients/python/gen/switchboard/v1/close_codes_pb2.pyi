@@ -20,6 +20,7 @@ class CloseCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CLOSE_CODE_CONNECT_TIMEOUT: _ClassVar[CloseCode]
     CLOSE_CODE_IDLE_TIMEOUT: _ClassVar[CloseCode]
     CLOSE_CODE_RATE_LIMITED: _ClassVar[CloseCode]
+    CLOSE_CODE_INSUFFICIENT_STATE: _ClassVar[CloseCode]
     CLOSE_CODE_KICKED: _ClassVar[CloseCode]
 CLOSE_CODE_UNSPECIFIED: CloseCode
 CLOSE_CODE_NORMAL: CloseCode
@@ -35,4 +36,5 @@ CLOSE_CODE_SLOW_CONSUMER: CloseCode
 CLOSE_CODE_CONNECT_TIMEOUT: CloseCode
 CLOSE_CODE_IDLE_TIMEOUT: CloseCode
 CLOSE_CODE_RATE_LIMITED: CloseCode
+CLOSE_CODE_INSUFFICIENT_STATE: CloseCode
 CLOSE_CODE_KICKED: CloseCode

@@ -143,6 +143,18 @@ public enum CloseCode
   CLOSE_CODE_RATE_LIMITED(4003),
   /**
    * <pre>
+   * The server could not keep a joined room's live messages gap-free: the
+   * broker lost the room's history (a new epoch began) or missed messages
+   * that are no longer in history. Reconnect and rejoin with `since`; the
+   * join reply says whether recovery succeeded (`recovered = false` means
+   * reload the room).
+   * </pre>
+   *
+   * <code>CLOSE_CODE_INSUFFICIENT_STATE = 4004;</code>
+   */
+  CLOSE_CODE_INSUFFICIENT_STATE(4004),
+  /**
+   * <pre>
    * The connection was closed by a backend or an operator. Do not reconnect.
    * </pre>
    *
@@ -284,6 +296,18 @@ public enum CloseCode
   public static final int CLOSE_CODE_RATE_LIMITED_VALUE = 4003;
   /**
    * <pre>
+   * The server could not keep a joined room's live messages gap-free: the
+   * broker lost the room's history (a new epoch began) or missed messages
+   * that are no longer in history. Reconnect and rejoin with `since`; the
+   * join reply says whether recovery succeeded (`recovered = false` means
+   * reload the room).
+   * </pre>
+   *
+   * <code>CLOSE_CODE_INSUFFICIENT_STATE = 4004;</code>
+   */
+  public static final int CLOSE_CODE_INSUFFICIENT_STATE_VALUE = 4004;
+  /**
+   * <pre>
    * The connection was closed by a backend or an operator. Do not reconnect.
    * </pre>
    *
@@ -330,6 +354,7 @@ public enum CloseCode
       case 4001: return CLOSE_CODE_CONNECT_TIMEOUT;
       case 4002: return CLOSE_CODE_IDLE_TIMEOUT;
       case 4003: return CLOSE_CODE_RATE_LIMITED;
+      case 4004: return CLOSE_CODE_INSUFFICIENT_STATE;
       case 4500: return CLOSE_CODE_KICKED;
       default: return null;
     }

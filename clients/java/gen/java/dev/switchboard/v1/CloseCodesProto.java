@@ -35,7 +35,7 @@ public final class CloseCodesProto {
   static {
     java.lang.String[] descriptorData = {
       "\n switchboard/v1/close_codes.proto\022\016swit" +
-      "chboard.v1*\326\003\n\tCloseCode\022\032\n\026CLOSE_CODE_U" +
+      "chboard.v1*\372\003\n\tCloseCode\022\032\n\026CLOSE_CODE_U" +
       "NSPECIFIED\020\000\022\026\n\021CLOSE_CODE_NORMAL\020\350\007\022\032\n\025" +
       "CLOSE_CODE_GOING_AWAY\020\351\007\022\036\n\031CLOSE_CODE_P" +
       "ROTOCOL_ERROR\020\352\007\022 \n\033CLOSE_CODE_UNSUPPORT" +
@@ -46,13 +46,14 @@ public final class CloseCodesProto {
       "_AGAIN_LATER\020\365\007\022\035\n\030CLOSE_CODE_SLOW_CONSU" +
       "MER\020\240\037\022\037\n\032CLOSE_CODE_CONNECT_TIMEOUT\020\241\037\022" +
       "\034\n\027CLOSE_CODE_IDLE_TIMEOUT\020\242\037\022\034\n\027CLOSE_C" +
-      "ODE_RATE_LIMITED\020\243\037\022\026\n\021CLOSE_CODE_KICKED" +
-      "\020\224#B\321\001\n\022dev.switchboard.v1B\017CloseCodesPr" +
-      "otoP\001ZQgithub.com/switchboard-rt/switchb" +
-      "oard/clients/go/gen/switchboard/v1;switc" +
-      "hboardv1\242\002\003SXX\252\002\016Switchboard.V1\312\002\016Switch" +
-      "board\\V1\342\002\032Switchboard\\V1\\GPBMetadata\352\002\017" +
-      "Switchboard::V1b\006proto3"
+      "ODE_RATE_LIMITED\020\243\037\022\"\n\035CLOSE_CODE_INSUFF" +
+      "ICIENT_STATE\020\244\037\022\026\n\021CLOSE_CODE_KICKED\020\224#B" +
+      "\321\001\n\022dev.switchboard.v1B\017CloseCodesProtoP" +
+      "\001ZQgithub.com/switchboard-rt/switchboard" +
+      "/clients/go/gen/switchboard/v1;switchboa" +
+      "rdv1\242\002\003SXX\252\002\016Switchboard.V1\312\002\016Switchboar" +
+      "d\\V1\342\002\032Switchboard\\V1\\GPBMetadata\352\002\017Swit" +
+      "chboard::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,

@@ -1,0 +1,1217 @@
+//! `RedisBroker`: rooms shared by many nodes through one Redis.
+//!
+//! # What Redis holds
+//! Per room (keys share the hash tag `{room}`):
+//! - `<prefix>:r:{room}:m`, a hash: the epoch (`e`) and the newest offset
+//!   (`o`). It lives while the room has history, idempotency keys or members
+//!   on a live node; when Redis loses it (a restart without persistence, a
+//!   flush, an idle room expiring) the next use creates a new epoch.
+//! - `<prefix>:r:{room}:s`, a stream: the history. Entry ids are
+//!   `<offset>-0`, so reading "after offset N" is one `XRANGE`. Bounded by
+//!   `history.max_messages` (`MAXLEN`) and `history.ttl` (age, trimmed from
+//!   the head by the scripts, and the key's expiry).
+//! - `<prefix>:r:{room}:i:<user>\0<key>`: an idempotency key's first result,
+//!   expiring after `history.idempotency_ttl`.
+//!
+//! Channels: `<prefix>:c:r:<room>` carries a room's messages and presence
+//! events, `<prefix>:c:u:<user>` a user's direct messages and notifications.
+//!
+//! # How a publish travels
+//! `publish.lua` increments the offset, appends to the stream and publishes
+//! to the room's channel in one atomic script, so a message is acknowledged
+//! only once it is in history and on its way to every node. Each node
+//! subscribes only to the channels of rooms and users it has local members
+//! for, and hands each message to its [`Hub`].
+//!
+//! # Keeping live delivery gap-free
+//! Pub/sub is at most once: a node loses whatever is published while its
+//! pub/sub connection is down. Each node therefore remembers, per room, the
+//! newest offset it delivered (its *feed*). A message whose offset is not the
+//! next one makes the node read the missing ones from the stream first; after
+//! a reconnect, and periodically, the node compares its feed with the room's
+//! offset in Redis and catches up the same way. When that is impossible (the
+//! epoch changed, or the messages already left history), the room's local
+//! subscribers are closed with `CLOSE_CODE_INSUFFICIENT_STATE`: they rejoin
+//! with `since` and recover, or learn `recovered = false`.
+//!
+//! All deliveries of a room happen under its feed's lock, and a join queues
+//! its reply and subscribes under that same lock, so a subscriber sees its
+//! reply first and then exactly the messages after the reply's position.
+//!
+//! # When Redis is unreachable
+//! The node keeps serving its connections. Publishes, joins and history
+//! reads fail with `BrokerError::Unavailable` (temporary) after at most
+//! `redis.command_timeout`; a publish never reports success it did not have.
+//! The pub/sub connection is retried with backoff, every channel is
+//! subscribed again, and every room catches up from the stream.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use prost::Message as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::{Script, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{Broker, BrokerError, HistoryPage, HistoryQuery, Publication, PublishResult};
+use crate::codec::encode_server;
+use crate::config::{HistoryConfig, RedisConfig};
+use crate::hub::{Hub, Subscriber};
+use crate::ids;
+use crate::outbound::ConnId;
+use crate::proto::{
+    server_frame::Kind, CloseCode, JoinReply, RoomMessage, ServerFrame, StreamPosition,
+};
+
+const SHARDS: usize = 32;
+
+/// Pub/sub messages kept for a room whose first join is still reading its
+/// position. The window is one Redis round trip; past this the feed catches
+/// up from the stream instead.
+const EARLY_LIMIT: usize = 1024;
+
+/// Rooms waiting for a catch-up; more are picked up by the next
+/// maintenance pass.
+const CATCH_UP_QUEUE: usize = 1024;
+
+/// Times a join re-reads the room when the local feed moved past what it
+/// read.
+const JOIN_ATTEMPTS: usize = 4;
+
+/// Channels per `SUBSCRIBE` when resubscribing after a reconnect.
+const SUBSCRIBE_CHUNK: usize = 512;
+
+/// Pub/sub reconnect backoff bounds.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Node id used for presence events every node delivers (including the one
+/// that sent them).
+const ANY_NODE: &str = "-";
+
+/// The Lua scripts; each starts with the helpers in `lua/common.lua`.
+struct Scripts {
+    publish: Script,
+    read: Script,
+    history: Script,
+    touch: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            publish: Script::new(concat!(
+                include_str!("lua/common.lua"),
+                include_str!("lua/publish.lua")
+            )),
+            read: Script::new(concat!(
+                include_str!("lua/common.lua"),
+                include_str!("lua/read.lua")
+            )),
+            history: Script::new(concat!(
+                include_str!("lua/common.lua"),
+                include_str!("lua/history.lua")
+            )),
+            touch: Script::new(concat!(
+                include_str!("lua/common.lua"),
+                include_str!("lua/touch.lua")
+            )),
+        }
+    }
+}
+
+/// Key and channel names.
+#[derive(Clone, Debug)]
+pub(crate) struct Keys {
+    /// `redis.prefix`.
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn room_key(&self, room: &str, suffix: &str) -> String {
+        format!("{}:r:{{{room}}}:{suffix}", self.prefix)
+    }
+
+    fn meta(&self, room: &str) -> String {
+        self.room_key(room, "m")
+    }
+
+    fn stream(&self, room: &str) -> String {
+        self.room_key(room, "s")
+    }
+
+    fn idempotency(&self, room: &str, sender: &str, key: &str) -> String {
+        self.room_key(room, &format!("i:{sender}\0{key}"))
+    }
+
+    /// Presence: client id → expiry (sorted set), client id → `Member`.
+    pub(crate) fn presence(&self, room: &str) -> (String, String) {
+        (self.room_key(room, "p"), self.room_key(room, "pd"))
+    }
+
+    fn room_channel(&self, room: &str) -> String {
+        format!("{}:c:r:{room}", self.prefix)
+    }
+
+    fn user_channel(&self, user: &str) -> String {
+        format!("{}:c:u:{user}", self.prefix)
+    }
+
+    /// Which room or user a channel is for.
+    fn parse_channel<'a>(&self, channel: &'a str) -> Option<Target<'a>> {
+        let rest = channel.strip_prefix(self.prefix.as_str())?;
+        if let Some(room) = rest.strip_prefix(":c:r:") {
+            Some(Target::Room(room))
+        } else {
+            rest.strip_prefix(":c:u:").map(Target::User)
+        }
+    }
+}
+
+enum Target<'a> {
+    Room(&'a str),
+    User(&'a str),
+}
+
+/// Maps a Redis failure to the broker's error: connection trouble and
+/// timeouts are temporary.
+pub(crate) fn unavailable(error: impl std::fmt::Display) -> BrokerError {
+    BrokerError::Unavailable(format!("redis: {error}"))
+}
+
+/// Runs a Redis call with the configured timeout.
+pub(crate) async fn bounded<T>(
+    timeout: Duration,
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, BrokerError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(unavailable(error)),
+        Err(_) => Err(BrokerError::Unavailable(
+            "redis: no answer within redis.command_timeout".to_owned(),
+        )),
+    }
+}
+
+/// A connection manager that connects lazily and reconnects by itself, so a
+/// node starts and keeps running while Redis is away.
+pub(crate) fn connection(
+    client: &redis::Client,
+    settings: &RedisConfig,
+) -> Result<ConnectionManager, BrokerError> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(settings.command_timeout))
+        .set_response_timeout(Some(settings.command_timeout))
+        .set_number_of_retries(2)
+        .set_max_delay(BACKOFF_MAX);
+    ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(unavailable)
+}
+
+/// This node's view of one room's live messages.
+#[derive(Default)]
+struct Feed {
+    /// Joins in progress plus local subscribers; the channel is dropped at 0.
+    refs: usize,
+    /// Whether `SUBSCRIBE` was confirmed on the current pub/sub connection.
+    subscribed: bool,
+    /// The epoch being delivered; `None` until a join read the room.
+    epoch: Option<String>,
+    /// Newest offset handed to local subscribers.
+    last: u64,
+    /// Messages that arrived before the first join read the room's position.
+    early: VecDeque<Live>,
+    /// `early` overflowed; a catch-up is needed once the feed starts.
+    early_lost: bool,
+    /// The room's offset in Redis at the previous maintenance pass.
+    seen: u64,
+}
+
+/// Room → feed: one shard.
+type Feeds = HashMap<Arc<str>, Feed>;
+
+/// A room message as carried on pub/sub.
+struct Live {
+    epoch: String,
+    offset: u64,
+    /// The `RoomMessage` without its offset.
+    body: Bytes,
+}
+
+impl Live {
+    /// `m<epoch> <offset> <body>`, as `publish.lua` writes it.
+    fn parse(payload: &[u8]) -> Option<Live> {
+        let rest = payload.strip_prefix(b"m")?;
+        let space = rest.iter().position(|&b| b == b' ')?;
+        let epoch = std::str::from_utf8(&rest[..space]).ok()?.to_owned();
+        let rest = &rest[space + 1..];
+        let space = rest.iter().position(|&b| b == b' ')?;
+        let offset = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
+        let body = Bytes::copy_from_slice(&rest[space + 1..]);
+        Some(Live {
+            epoch,
+            offset,
+            body,
+        })
+    }
+}
+
+/// A user's channel: how many local connections want it.
+#[derive(Default)]
+struct UserChannel {
+    refs: usize,
+    subscribed: bool,
+}
+
+/// A room's state as one script read it.
+struct RoomRead {
+    /// Empty when Redis has no state for the room.
+    epoch: String,
+    offset: u64,
+    /// `(offset, body)` pairs, oldest first.
+    messages: Vec<(u64, Bytes)>,
+}
+
+/// The Redis broker. Create it with [`RedisBroker::start`].
+pub struct RedisBroker {
+    /// Local subscribers.
+    hub: Hub,
+    /// History and idempotency limits.
+    history: HistoryConfig,
+    /// Timeouts and prefix.
+    settings: RedisConfig,
+    /// Key and channel names.
+    keys: Keys,
+    /// For the pub/sub connection, made anew after each loss.
+    client: redis::Client,
+    /// Commands and scripts; reconnects by itself.
+    conn: ConnectionManager,
+    /// Random id of this process, to skip its own presence events on pub/sub.
+    node: String,
+    /// Room → feed, sharded by name hash. Std mutexes, never held across
+    /// `.await`; deliveries to the hub happen under them.
+    feeds: Box<[Mutex<Feeds>]>,
+    /// Picks a room's shard.
+    hasher: RandomState,
+    /// User → channel state.
+    users: Mutex<HashMap<Arc<str>, UserChannel>>,
+    /// The current pub/sub connection's command side; `None` while
+    /// reconnecting. The async lock orders subscribes, unsubscribes and the
+    /// resubscription after a reconnect.
+    sink: tokio::sync::Mutex<Option<PubSubSink>>,
+    /// Rooms whose feed should be compared with Redis and caught up.
+    catch_up: mpsc::Sender<Arc<str>>,
+    /// Whether the pub/sub connection is up (for readiness).
+    pubsub_up: AtomicBool,
+    /// The Lua scripts.
+    scripts: Scripts,
+}
+
+impl RedisBroker {
+    /// Connects (lazily) to `url` and starts the pub/sub task, which runs
+    /// until `stop` is cancelled. Fails only on an invalid URL.
+    pub fn start(
+        hub: Hub,
+        url: &str,
+        history: HistoryConfig,
+        settings: RedisConfig,
+        stop: CancellationToken,
+    ) -> Result<Arc<RedisBroker>, BrokerError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| BrokerError::Internal(format!("invalid redis_url: {e}")))?;
+        let conn = connection(&client, &settings)?;
+        let (catch_up, requests) = mpsc::channel(CATCH_UP_QUEUE);
+        let broker = Arc::new(RedisBroker {
+            hub,
+            history,
+            keys: Keys::new(&settings.prefix),
+            settings,
+            client,
+            conn,
+            node: ids::random_hex(8),
+            feeds: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            users: Mutex::new(HashMap::new()),
+            sink: tokio::sync::Mutex::new(None),
+            catch_up,
+            pubsub_up: AtomicBool::new(false),
+            scripts: Scripts::new(),
+        });
+        tokio::spawn(broker.clone().pubsub(requests, stop));
+        Ok(broker)
+    }
+
+    /// Whether the pub/sub connection to Redis is up.
+    pub fn is_connected(&self) -> bool {
+        self.pubsub_up.load(Ordering::Relaxed)
+    }
+
+    fn feeds(&self, room: &str) -> MutexGuard<'_, Feeds> {
+        let index = self.hasher.hash_one(room) as usize % SHARDS;
+        self.feeds[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn users(&self) -> MutexGuard<'_, HashMap<Arc<str>, UserChannel>> {
+        self.users
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How long the room's meta hash must outlive its last use: as long as
+    /// anything that refers to its epoch (history, idempotency keys), and
+    /// several maintenance passes.
+    fn meta_ttl_ms(&self) -> u64 {
+        let longest = self
+            .history
+            .ttl
+            .max(self.history.idempotency_ttl)
+            .max(self.settings.presence_ttl * 3);
+        longest.as_millis() as u64
+    }
+
+    async fn invoke(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: Vec<Vec<u8>>,
+    ) -> Result<Value, BrokerError> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let mut conn = self.conn.clone();
+        bounded(
+            self.settings.command_timeout,
+            invocation.invoke_async::<Value>(&mut conn),
+        )
+        .await
+    }
+
+    /// Reads the room's position and, with `after`, the messages after it
+    /// (within `epoch` when given). `create` makes the room when Redis has
+    /// no state for it.
+    async fn read(
+        &self,
+        room: &str,
+        create: bool,
+        after: Option<u64>,
+        epoch: Option<&str>,
+    ) -> Result<RoomRead, BrokerError> {
+        let candidate = if create {
+            ids::random_hex(8)
+        } else {
+            String::new()
+        };
+        let after = after.map_or_else(|| "-1".to_owned(), |a| a.to_string());
+        let args = vec![
+            candidate.into_bytes(),
+            after.into_bytes(),
+            self.history.max_messages.to_string().into_bytes(),
+            ids::now_ms().to_string().into_bytes(),
+            millis(self.history.ttl).into_bytes(),
+            self.meta_ttl_ms().to_string().into_bytes(),
+            epoch.unwrap_or_default().as_bytes().to_vec(),
+        ];
+        let meta = self.keys.meta(room);
+        let stream = self.keys.stream(room);
+        let value = self
+            .invoke(&self.scripts.read, &[&meta, &stream], args)
+            .await?;
+        let mut items = array(value)?.into_iter();
+        let epoch = text(items.next())?;
+        let offset = int(items.next())?;
+        Ok(RoomRead {
+            epoch,
+            offset,
+            messages: pairs(items)?,
+        })
+    }
+
+    /// Subscribes this node to a room's channel unless it already is.
+    async fn subscribe_room(&self, room: &str) -> Result<(), BrokerError> {
+        let mut sink = self.sink.lock().await;
+        if self.feeds(room).get(room).is_some_and(|f| f.subscribed) {
+            return Ok(());
+        }
+        let Some(sink) = sink.as_mut() else {
+            return Err(BrokerError::Unavailable(
+                "redis: the pub/sub connection is down".to_owned(),
+            ));
+        };
+        bounded(
+            self.settings.command_timeout,
+            sink.subscribe(self.keys.room_channel(room)),
+        )
+        .await?;
+        if let Some(feed) = self.feeds(room).get_mut(room) {
+            feed.subscribed = true;
+        }
+        Ok(())
+    }
+
+    /// Drops one reference to a room's feed; the last one unsubscribes.
+    async fn release_room(&self, room: &str) {
+        {
+            let mut feeds = self.feeds(room);
+            let Some(feed) = feeds.get_mut(room) else {
+                return;
+            };
+            feed.refs = feed.refs.saturating_sub(1);
+            if feed.refs > 0 {
+                return;
+            }
+        }
+        let mut sink = self.sink.lock().await;
+        let subscribed = {
+            let mut feeds = self.feeds(room);
+            match feeds.get(room) {
+                Some(feed) if feed.refs == 0 => {
+                    let subscribed = feed.subscribed;
+                    feeds.remove(room);
+                    subscribed
+                }
+                _ => return,
+            }
+        };
+        if let (true, Some(sink)) = (subscribed, sink.as_mut()) {
+            let channel = self.keys.room_channel(room);
+            if let Err(error) =
+                bounded(self.settings.command_timeout, sink.unsubscribe(channel)).await
+            {
+                tracing::debug!(%error, "unsubscribe failed");
+            }
+        }
+    }
+
+    /// One attempt at a join: subscribes (the channel is already subscribed),
+    /// reads the room and, under the feed lock, queues the reply and adds the
+    /// subscriber. Returns false when the local feed had already delivered
+    /// past what was read, so the read must be repeated.
+    async fn try_join(
+        &self,
+        room: &str,
+        subscriber: &Subscriber,
+        since: Option<&StreamPosition>,
+        reply_id: u32,
+    ) -> Result<bool, BrokerError> {
+        let read = self
+            .read(
+                room,
+                true,
+                since.map(|s| s.offset),
+                since.map(|s| s.epoch.as_str()),
+            )
+            .await?;
+        let mut feeds = self.feeds(room);
+        let Some(feed) = feeds.get_mut(room) else {
+            return Err(BrokerError::Internal(
+                "room feed vanished during a join".into(),
+            ));
+        };
+        let mut catch_up = false;
+        match &feed.epoch {
+            None => {
+                // The first local member: the feed starts at what was read,
+                // then takes what pub/sub brought in the meantime.
+                feed.epoch = Some(read.epoch.clone());
+                feed.last = read.offset;
+                catch_up = feed.early_lost;
+                feed.early_lost = false;
+            }
+            Some(epoch) if *epoch != read.epoch => {
+                // Redis began a new epoch that the feed has not seen yet; the
+                // feed resets on its next message or maintenance pass.
+                drop(feeds);
+                let _ = self.catch_up.try_send(Arc::from(room));
+                return Ok(false);
+            }
+            Some(_) if feed.last > read.offset => return Ok(false),
+            Some(_) => {}
+        }
+        let mut reply = JoinReply {
+            position: Some(StreamPosition {
+                offset: read.offset,
+                epoch: read.epoch.clone(),
+            }),
+            recovered: false,
+            messages: Vec::new(),
+        };
+        if let Some(since) = since {
+            if let Some(messages) = recover(room, since, &read) {
+                reply.recovered = true;
+                reply.messages = messages;
+            }
+        }
+        subscriber.conn.push(encode_server(&ServerFrame {
+            id: reply_id,
+            kind: Some(Kind::Join(reply)),
+        }));
+        self.hub.subscribe(
+            room,
+            Subscriber {
+                after: read.offset,
+                ..subscriber.clone()
+            },
+        );
+        let early = std::mem::take(&mut feed.early);
+        for live in early {
+            if live.epoch == read.epoch && !self.deliver_live(room, feed, live) {
+                // A gap: the rest comes from the stream.
+                catch_up = true;
+                break;
+            }
+        }
+        drop(feeds);
+        if catch_up {
+            let _ = self.catch_up.try_send(Arc::from(room));
+        }
+        Ok(true)
+    }
+
+    /// Hands the next message to local subscribers if it is the next
+    /// offset; returns false on a gap. Called under the feed lock.
+    fn deliver_live(&self, room: &str, feed: &mut Feed, live: Live) -> bool {
+        if live.offset <= feed.last {
+            return true;
+        }
+        if live.offset != feed.last + 1 {
+            return false;
+        }
+        feed.last = live.offset;
+        self.deliver(room, live.offset, &live.body);
+        true
+    }
+
+    /// Encodes and queues one message for the room's local subscribers.
+    fn deliver(&self, room: &str, offset: u64, body: &[u8]) {
+        let mut message = match RoomMessage::decode(body) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::error!(%error, room, offset, "undecodable message in redis");
+                return;
+            }
+        };
+        message.offset = offset;
+        let frame = encode_server(&ServerFrame {
+            id: 0,
+            kind: Some(Kind::Message(message)),
+        });
+        self.hub.deliver_message(room, offset, &frame);
+    }
+
+    /// Closes the room's local subscribers: their feed cannot continue
+    /// gap-free. The feed restarts at `epoch`/`offset` (or with the next
+    /// join when Redis has no state for the room).
+    fn reset(&self, room: &str, feed: &mut Feed, epoch: &str, offset: u64) {
+        let closed = self.hub.close_room(
+            room,
+            CloseCode::InsufficientState,
+            "room state lost; rejoin to recover",
+        );
+        tracing::warn!(
+            room,
+            closed,
+            "room feed could not continue; subscribers closed"
+        );
+        feed.epoch = (!epoch.is_empty()).then(|| epoch.to_owned());
+        feed.last = offset;
+        feed.early.clear();
+    }
+
+    /// A message from a room's channel.
+    async fn on_room_message(&self, room: &str, payload: &[u8]) {
+        if let Some(rest) = payload.strip_prefix(b"p") {
+            // A presence event: `p<node> <frame>`.
+            let Some(space) = rest.iter().position(|&b| b == b' ') else {
+                return;
+            };
+            if &rest[..space] != self.node.as_bytes() {
+                let frame = Bytes::copy_from_slice(&rest[space + 1..]);
+                self.hub.deliver_presence(room, &frame, 0);
+            }
+            return;
+        }
+        let Some(live) = Live::parse(payload) else {
+            tracing::warn!(room, "unrecognised message on a room channel");
+            return;
+        };
+        let gap = {
+            let mut feeds = self.feeds(room);
+            let Some(feed) = feeds.get_mut(room) else {
+                return;
+            };
+            match &feed.epoch {
+                None => {
+                    if feed.early.len() >= EARLY_LIMIT {
+                        feed.early.clear();
+                        feed.early_lost = true;
+                    }
+                    feed.early.push_back(live);
+                    return;
+                }
+                Some(epoch) if *epoch != live.epoch => {
+                    // Redis lost the room's state and began a new epoch.
+                    self.reset(room, feed, &live.epoch, live.offset);
+                    return;
+                }
+                Some(_) => !self.deliver_live(room, feed, live),
+            }
+        };
+        if gap {
+            self.catch_up_room(room).await;
+        }
+    }
+
+    /// Compares a room's feed with Redis and delivers what it missed, or
+    /// resets it when that is impossible.
+    async fn catch_up_room(&self, room: &str) {
+        let (epoch, last) = {
+            let feeds = self.feeds(room);
+            match feeds.get(room) {
+                Some(Feed {
+                    epoch: Some(epoch),
+                    last,
+                    ..
+                }) => (epoch.clone(), *last),
+                _ => return,
+            }
+        };
+        let read = match self.read(room, false, Some(last), Some(&epoch)).await {
+            Ok(read) => read,
+            Err(error) => {
+                // Retried by the next maintenance pass or reconnect.
+                tracing::warn!(%error, room, "catching up a room failed");
+                return;
+            }
+        };
+        let mut feeds = self.feeds(room);
+        let Some(feed) = feeds.get_mut(room) else {
+            return;
+        };
+        if feed.epoch.as_deref() != Some(read.epoch.as_str()) {
+            self.reset(room, feed, &read.epoch, read.offset);
+            return;
+        }
+        for (offset, body) in read.messages {
+            if offset <= feed.last {
+                continue;
+            }
+            if offset != feed.last + 1 {
+                break;
+            }
+            feed.last = offset;
+            self.deliver(room, offset, &body);
+        }
+        if feed.last < read.offset {
+            // What is missing is no longer in history (or beyond one read,
+            // which history's own bound makes the same thing).
+            self.reset(room, feed, &read.epoch, read.offset);
+        }
+    }
+
+    /// Keeps every local room's state alive in Redis and catches up rooms
+    /// whose feed fell behind (a lost pub/sub message). Run periodically.
+    pub async fn maintain(&self) {
+        let rooms: Vec<(Arc<str>, u64)> = self
+            .feeds
+            .iter()
+            .flat_map(|shard| {
+                let feeds = shard.lock().unwrap_or_else(|p| p.into_inner());
+                feeds
+                    .iter()
+                    .filter(|(_, f)| f.epoch.is_some())
+                    .map(|(room, f)| (room.clone(), f.seen))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let ttl = self.meta_ttl_ms().to_string().into_bytes();
+        for (room, _) in rooms {
+            let meta = self.keys.meta(&room);
+            let value = match self
+                .invoke(&self.scripts.touch, &[&meta], vec![ttl.clone()])
+                .await
+            {
+                Ok(value) => value,
+                Err(error) => {
+                    tracing::debug!(%error, "room maintenance failed");
+                    return;
+                }
+            };
+            let Ok((epoch, offset)) = array(value).and_then(|v| {
+                let mut items = v.into_iter();
+                Ok((text(items.next())?, int(items.next())?))
+            }) else {
+                continue;
+            };
+            let behind = {
+                let mut feeds = self.feeds(&room);
+                let Some(feed) = feeds.get_mut(&room) else {
+                    continue;
+                };
+                // Behind for a whole pass, not merely in flight.
+                let behind = feed.epoch.as_deref() != Some(epoch.as_str()) || feed.last < feed.seen;
+                feed.seen = offset;
+                behind
+            };
+            if behind {
+                let _ = self.catch_up.try_send(room);
+            }
+        }
+    }
+
+    /// The pub/sub task: (re)connects, subscribes every wanted channel,
+    /// catches rooms up, then dispatches messages and catch-up requests.
+    async fn pubsub(
+        self: Arc<Self>,
+        mut requests: mpsc::Receiver<Arc<str>>,
+        stop: CancellationToken,
+    ) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let connected = tokio::select! {
+                _ = stop.cancelled() => return,
+                connected = bounded(self.settings.command_timeout, self.client.get_async_pubsub()) => connected,
+            };
+            let (sink, mut stream) = match connected {
+                Ok(pubsub) => pubsub.split(),
+                Err(error) => {
+                    tracing::warn!(%error, "redis pub/sub connection failed; retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
+            };
+            if let Err(error) = self.resubscribe(sink).await {
+                tracing::warn!(%error, "redis resubscribe failed; reconnecting");
+                continue;
+            }
+            backoff = BACKOFF_MIN;
+            self.pubsub_up.store(true, Ordering::Relaxed);
+            tracing::info!("redis pub/sub connected");
+            let rooms: Vec<Arc<str>> = self
+                .feeds
+                .iter()
+                .flat_map(|shard| {
+                    let feeds = shard.lock().unwrap_or_else(|p| p.into_inner());
+                    feeds.keys().cloned().collect::<Vec<_>>()
+                })
+                .collect();
+            for room in rooms {
+                self.catch_up_room(&room).await;
+            }
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    message = stream.next() => match message {
+                        Some(message) => self.on_message(&message).await,
+                        None => break,
+                    },
+                    Some(room) = requests.recv() => self.catch_up_room(&room).await,
+                }
+            }
+            self.pubsub_up.store(false, Ordering::Relaxed);
+            *self.sink.lock().await = None;
+            tracing::warn!("redis pub/sub connection lost; reconnecting");
+        }
+    }
+
+    /// Installs a new pub/sub connection and subscribes every channel this
+    /// node wants.
+    async fn resubscribe(&self, mut sink: PubSubSink) -> Result<(), BrokerError> {
+        let mut slot = self.sink.lock().await;
+        let mut channels: Vec<String> = Vec::new();
+        for shard in self.feeds.iter() {
+            let mut feeds = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for (room, feed) in feeds.iter_mut() {
+                feed.subscribed = false;
+                channels.push(self.keys.room_channel(room));
+            }
+        }
+        for (user, channel) in self.users().iter_mut() {
+            channel.subscribed = false;
+            channels.push(self.keys.user_channel(user));
+        }
+        for chunk in channels.chunks(SUBSCRIBE_CHUNK) {
+            bounded(self.settings.command_timeout, sink.subscribe(chunk)).await?;
+        }
+        for shard in self.feeds.iter() {
+            let mut feeds = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for feed in feeds.values_mut() {
+                feed.subscribed = true;
+            }
+        }
+        for channel in self.users().values_mut() {
+            channel.subscribed = true;
+        }
+        *slot = Some(sink);
+        Ok(())
+    }
+
+    async fn on_message(&self, message: &redis::Msg) {
+        let payload = message.get_payload_bytes();
+        match self.keys.parse_channel(message.get_channel_name()) {
+            Some(Target::Room(room)) => self.on_room_message(room, payload).await,
+            Some(Target::User(user)) => {
+                self.hub
+                    .deliver_user(user, &Bytes::copy_from_slice(payload));
+            }
+            None => tracing::debug!("message on an unknown channel"),
+        }
+    }
+
+    /// Publishes an ephemeral frame on a channel.
+    async fn publish_raw(&self, channel: String, payload: Vec<u8>) -> Result<(), BrokerError> {
+        let mut conn = self.conn.clone();
+        bounded(
+            self.settings.command_timeout,
+            redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(payload)
+                .query_async::<i64>(&mut conn),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Announces presence frames that every node delivers, this one included
+    /// (members that expired elsewhere).
+    pub async fn broadcast_presence_everywhere(
+        &self,
+        room: &str,
+        frame: Bytes,
+    ) -> Result<(), BrokerError> {
+        let mut payload = Vec::with_capacity(frame.len() + 3);
+        payload.push(b'p');
+        payload.extend_from_slice(ANY_NODE.as_bytes());
+        payload.push(b' ');
+        payload.extend_from_slice(&frame);
+        self.publish_raw(self.keys.room_channel(room), payload)
+            .await
+    }
+}
+
+/// The messages `(since, read.offset]` if `read` holds all of them.
+fn recover(room: &str, since: &StreamPosition, read: &RoomRead) -> Option<Vec<RoomMessage>> {
+    if since.epoch != read.epoch || since.offset > read.offset {
+        return None;
+    }
+    let wanted = (read.offset - since.offset) as usize;
+    if read.messages.len() != wanted {
+        return None;
+    }
+    let mut out = Vec::with_capacity(wanted);
+    for (i, (offset, body)) in read.messages.iter().enumerate() {
+        if *offset != since.offset + 1 + i as u64 {
+            return None;
+        }
+        let mut message = RoomMessage::decode(body.as_ref()).ok()?;
+        message.offset = *offset;
+        debug_assert_eq!(message.room, room);
+        out.push(message);
+    }
+    Some(out)
+}
+
+fn millis(d: Duration) -> String {
+    d.as_millis().max(1).to_string()
+}
+
+fn array(value: Value) -> Result<Vec<Value>, BrokerError> {
+    match value {
+        Value::Array(items) => Ok(items),
+        other => Err(BrokerError::Internal(format!(
+            "unexpected redis reply {other:?}"
+        ))),
+    }
+}
+
+fn bytes_of(value: Option<Value>) -> Result<Vec<u8>, BrokerError> {
+    match value {
+        Some(Value::BulkString(b)) => Ok(b),
+        Some(Value::SimpleString(s)) => Ok(s.into_bytes()),
+        other => Err(BrokerError::Internal(format!(
+            "unexpected redis reply {other:?}"
+        ))),
+    }
+}
+
+fn text(value: Option<Value>) -> Result<String, BrokerError> {
+    String::from_utf8(bytes_of(value)?)
+        .map_err(|_| BrokerError::Internal("non-UTF-8 text in a redis reply".into()))
+}
+
+fn int(value: Option<Value>) -> Result<u64, BrokerError> {
+    match value {
+        Some(Value::Int(n)) => u64::try_from(n)
+            .map_err(|_| BrokerError::Internal("negative number in a redis reply".into())),
+        other => Err(BrokerError::Internal(format!(
+            "unexpected redis reply {other:?}"
+        ))),
+    }
+}
+
+/// `offset, body` pairs.
+fn pairs(mut items: impl Iterator<Item = Value>) -> Result<Vec<(u64, Bytes)>, BrokerError> {
+    let mut out = Vec::new();
+    while let Some(offset) = items.next() {
+        let offset = int(Some(offset))?;
+        out.push((offset, Bytes::from(bytes_of(items.next())?)));
+    }
+    Ok(out)
+}
+
+/// Decodes `offset, body` pairs into messages.
+fn messages(pairs: Vec<(u64, Bytes)>) -> Result<Vec<RoomMessage>, BrokerError> {
+    pairs
+        .into_iter()
+        .map(|(offset, body)| {
+            let mut message = RoomMessage::decode(body)
+                .map_err(|e| BrokerError::Internal(format!("undecodable message in redis: {e}")))?;
+            message.offset = offset;
+            Ok(message)
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn publish(
+        &self,
+        room: &str,
+        publication: Publication,
+    ) -> Result<PublishResult, BrokerError> {
+        let id = ids::message_id();
+        let timestamp_ms = ids::now_ms();
+        let body = RoomMessage {
+            id,
+            room: room.to_owned(),
+            offset: 0,
+            sender: publication.sender.clone(),
+            timestamp_ms,
+            payload: Some(publication.payload),
+        }
+        .encode_to_vec();
+        let keyed = !publication.idempotency_key.is_empty();
+        let meta = self.keys.meta(room);
+        let stream = self.keys.stream(room);
+        let idempotency = if keyed {
+            self.keys
+                .idempotency(room, &publication.sender, &publication.idempotency_key)
+        } else {
+            meta.clone()
+        };
+        let idempotency_ttl = if keyed {
+            millis(self.history.idempotency_ttl)
+        } else {
+            "0".to_owned()
+        };
+        let args = vec![
+            ids::random_hex(8).into_bytes(),
+            body,
+            self.keys.room_channel(room).into_bytes(),
+            self.history.max_messages.to_string().into_bytes(),
+            millis(self.history.ttl).into_bytes(),
+            idempotency_ttl.into_bytes(),
+            timestamp_ms.to_string().into_bytes(),
+            id.to_string().into_bytes(),
+            self.meta_ttl_ms().to_string().into_bytes(),
+        ];
+        let value = self
+            .invoke(&self.scripts.publish, &[&meta, &stream, &idempotency], args)
+            .await?;
+        let mut items = array(value)?.into_iter();
+        let duplicate = int(items.next())? == 1;
+        let result = text(items.next())?;
+        let mut fields = result.split(' ');
+        let bad = || BrokerError::Internal(format!("unexpected publish result {result:?}"));
+        let epoch = fields.next().ok_or_else(bad)?.to_owned();
+        let offset = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
+        let id = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
+        let timestamp_ms = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
+        Ok(PublishResult {
+            offset,
+            epoch,
+            id,
+            timestamp_ms,
+            duplicate,
+        })
+    }
+
+    async fn join(
+        &self,
+        room: &str,
+        subscriber: Subscriber,
+        since: Option<StreamPosition>,
+        reply_id: u32,
+    ) -> Result<(), BrokerError> {
+        self.feeds(room).entry(Arc::from(room)).or_default().refs += 1;
+        let mut result = self.subscribe_room(room).await;
+        if result.is_ok() {
+            result = Err(BrokerError::Unavailable(
+                "redis: the room kept moving during the join; retry".to_owned(),
+            ));
+            for _ in 0..JOIN_ATTEMPTS {
+                match self
+                    .try_join(room, &subscriber, since.as_ref(), reply_id)
+                    .await
+                {
+                    Ok(true) => {
+                        result = Ok(());
+                        break;
+                    }
+                    Ok(false) => tokio::task::yield_now().await,
+                    Err(error) => {
+                        result = Err(error);
+                        break;
+                    }
+                }
+            }
+        }
+        if result.is_err() {
+            self.release_room(room).await;
+        }
+        result
+    }
+
+    async fn leave(&self, room: &str, conn: ConnId) -> Result<bool, BrokerError> {
+        let left = self.hub.unsubscribe(room, conn);
+        if left {
+            self.release_room(room).await;
+        }
+        Ok(left)
+    }
+
+    async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistoryPage, BrokerError> {
+        let args = vec![
+            ids::random_hex(8).into_bytes(),
+            query.limit.max(1).to_string().into_bytes(),
+            query.before.to_string().into_bytes(),
+            query.after.to_string().into_bytes(),
+            ids::now_ms().to_string().into_bytes(),
+            millis(self.history.ttl).into_bytes(),
+            self.meta_ttl_ms().to_string().into_bytes(),
+        ];
+        let meta = self.keys.meta(room);
+        let stream = self.keys.stream(room);
+        let value = self
+            .invoke(&self.scripts.history, &[&meta, &stream], args)
+            .await?;
+        let mut items = array(value)?.into_iter();
+        let epoch = text(items.next())?;
+        let offset = int(items.next())?;
+        let has_more = int(items.next())? == 1;
+        Ok(HistoryPage {
+            messages: messages(pairs(items)?)?,
+            position: StreamPosition { offset, epoch },
+            has_more,
+        })
+    }
+
+    async fn send_to_user(&self, user: &str, frame: Bytes) -> Result<(), BrokerError> {
+        self.publish_raw(self.keys.user_channel(user), frame.to_vec())
+            .await
+    }
+
+    async fn broadcast_presence(
+        &self,
+        room: &str,
+        frame: Bytes,
+        except: ConnId,
+    ) -> Result<(), BrokerError> {
+        // Local subscribers now (skipping `except`); other nodes via pub/sub,
+        // which this node ignores for its own events.
+        self.hub.deliver_presence(room, &frame, except);
+        let mut payload = Vec::with_capacity(frame.len() + self.node.len() + 2);
+        payload.push(b'p');
+        payload.extend_from_slice(self.node.as_bytes());
+        payload.push(b' ');
+        payload.extend_from_slice(&frame);
+        self.publish_raw(self.keys.room_channel(room), payload)
+            .await
+    }
+
+    async fn attach_user(&self, user: &str) -> Result<(), BrokerError> {
+        {
+            let mut users = self.users();
+            let channel = users.entry(Arc::from(user)).or_default();
+            channel.refs += 1;
+            if channel.subscribed {
+                return Ok(());
+            }
+        }
+        let mut sink = self.sink.lock().await;
+        if self.users().get(user).is_some_and(|c| c.subscribed) {
+            return Ok(());
+        }
+        // While pub/sub is down the channel is subscribed on reconnect.
+        let Some(sink) = sink.as_mut() else {
+            return Ok(());
+        };
+        bounded(
+            self.settings.command_timeout,
+            sink.subscribe(self.keys.user_channel(user)),
+        )
+        .await?;
+        if let Some(channel) = self.users().get_mut(user) {
+            channel.subscribed = true;
+        }
+        Ok(())
+    }
+
+    async fn detach_user(&self, user: &str) {
+        {
+            let mut users = self.users();
+            let Some(channel) = users.get_mut(user) else {
+                return;
+            };
+            channel.refs = channel.refs.saturating_sub(1);
+            if channel.refs > 0 {
+                return;
+            }
+        }
+        let mut sink = self.sink.lock().await;
+        let subscribed = {
+            let mut users = self.users();
+            match users.get(user) {
+                Some(channel) if channel.refs == 0 => {
+                    let subscribed = channel.subscribed;
+                    users.remove(user);
+                    subscribed
+                }
+                _ => return,
+            }
+        };
+        if let (true, Some(sink)) = (subscribed, sink.as_mut()) {
+            let channel = self.keys.user_channel(user);
+            if let Err(error) =
+                bounded(self.settings.command_timeout, sink.unsubscribe(channel)).await
+            {
+                tracing::debug!(%error, "unsubscribe failed");
+            }
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        self.is_connected()
+    }
+}
