@@ -8,7 +8,10 @@
 #                                     REV, into docs/bench/baseline.jsonl (the
 #                                     "before" of the before/after table)
 #
-# Targets: switchboard (release build), yardstick (the bench crate's minimal
+# Targets: switchboard (release build), switchboard-redis (two release nodes
+# sharing rooms through a local redis-server; fan-out and rtt scenarios
+# only; subscribers alternate between the nodes, the publisher is on the
+# first; CPU and memory add up the three processes), yardstick (the bench crate's minimal
 # tokio-tungstenite forwarder), centrifugo v6.9.1 (built from the Go module
 # proxy by bench/peers/centrifugo/build.sh), socketio (Socket.IO 4.8.4 on
 # Node, bench/peers/socketio). Within each run the scenarios go one after the
@@ -25,7 +28,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 
 runs=${RUNS:-3}
-targets=(${TARGETS:-switchboard yardstick centrifugo socketio})
+targets=(${TARGETS:-switchboard switchboard-redis yardstick centrifugo socketio})
 baseline_rev=""
 if [[ "${1:-}" == "--baseline" ]]; then
   baseline_rev=${2:?usage: scripts/bench.sh --baseline REV}
@@ -65,6 +68,11 @@ fi
 unavailable=()
 for t in "${targets[@]}"; do
   case $t in
+    switchboard-redis)
+      if ! command -v redis-server >/dev/null; then
+        unavailable+=("switchboard-redis: redis-server is not installed (apt-get install redis-server)")
+      fi
+      ;;
     centrifugo)
       step "build centrifugo v6.9.1"
       if ! bench/peers/centrifugo/build.sh; then
@@ -137,6 +145,9 @@ for round in $(seq 1 "$runs"); do
     step "run $round/$runs: $name"
     for i in $(seq 0 $((n - 1))); do
       t=${available_targets[$(((i + round - 1) % n))]}
+      if [[ $t == switchboard-redis && " fanout fanout-rate rtt " != *" $name "* ]]; then
+        continue
+      fi
       measure "$t" "$name" "$round" "$args"
     done
   done
@@ -162,6 +173,7 @@ M_MACHINE=$("$bench" machine) \
   M_CENTRIFUGO="$centrifugo_version, bench/peers/centrifugo/config.json" \
   M_SOCKETIO="socket.io $socketio_version on Node $(node --version 2>/dev/null || echo '?'), bench/peers/socketio/server.js" \
   M_RUSTC=$(rustc --version) \
+  M_REDIS="$(version redis-server --version)" \
   M_GO=$(go version 2>/dev/null || echo 'not available') \
   M_NOT_MEASURED=$not_measured \
   M_RUNS=$runs \
@@ -175,6 +187,7 @@ meta = {
     "command": e["M_COMMAND"],
     "rounds": e["M_RUNS"] + " per target and scenario, targets alternating",
     "switchboard": "release build of this commit, default configuration except log level warn and rate limits off (limits.*_per_second = 0, as the peers have none)",
+    "switchboard-redis": "two nodes of the same build with broker = redis (other settings as above) and one local " + e["M_REDIS"] + " without persistence; connections alternate between the nodes, publishers use the first; CPU and memory are the sum of the three processes",
     "yardstick": "bench/src/bin/yardstick.rs, release build",
     "centrifugo": e["M_CENTRIFUGO"],
     "socket.io": e["M_SOCKETIO"],

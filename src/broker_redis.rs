@@ -83,7 +83,7 @@ const CATCH_UP_QUEUE: usize = 1024;
 
 /// Times a join re-reads the room when the local feed moved past what it
 /// read.
-const JOIN_ATTEMPTS: usize = 4;
+const JOIN_ATTEMPTS: usize = 8;
 
 /// Channels per `SUBSCRIBE` when resubscribing after a reconnect.
 const SUBSCRIBE_CHUNK: usize = 512;
@@ -102,6 +102,7 @@ struct Scripts {
     read: Script,
     history: Script,
     touch: Script,
+    rewind: Script,
 }
 
 impl Scripts {
@@ -122,6 +123,10 @@ impl Scripts {
             touch: Script::new(concat!(
                 include_str!("lua/common.lua"),
                 include_str!("lua/touch.lua")
+            )),
+            rewind: Script::new(concat!(
+                include_str!("lua/common.lua"),
+                include_str!("lua/rewind.lua")
             )),
         }
     }
@@ -693,7 +698,7 @@ impl RedisBroker {
                 _ => return,
             }
         };
-        let read = match self.read(room, false, Some(last), Some(&epoch)).await {
+        let mut read = match self.read(room, false, Some(last), Some(&epoch)).await {
             Ok(read) => read,
             Err(error) => {
                 // Retried by the next maintenance pass or reconnect.
@@ -701,6 +706,21 @@ impl RedisBroker {
                 return;
             }
         };
+        if read.epoch == epoch && read.offset < last {
+            match self.rewind(room, &epoch, last).await {
+                Ok((epoch, offset)) => {
+                    read = RoomRead {
+                        epoch,
+                        offset,
+                        messages: Vec::new(),
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, room, "starting a new epoch failed");
+                    return;
+                }
+            }
+        }
         let mut feeds = self.feeds(room);
         let Some(feed) = feeds.get_mut(room) else {
             return;
@@ -724,6 +744,32 @@ impl RedisBroker {
             // which history's own bound makes the same thing).
             self.reset(room, feed, &read.epoch, read.offset);
         }
+    }
+
+    /// Starts a new epoch for a room whose offset in Redis went back below
+    /// `last` (Redis lost its newest writes); returns the room's epoch and
+    /// offset afterwards.
+    async fn rewind(
+        &self,
+        room: &str,
+        epoch: &str,
+        last: u64,
+    ) -> Result<(String, u64), BrokerError> {
+        let meta = self.keys.meta(room);
+        let stream = self.keys.stream(room);
+        let args = vec![
+            epoch.as_bytes().to_vec(),
+            last.to_string().into_bytes(),
+            ids::random_hex(8).into_bytes(),
+            self.meta_ttl_ms().to_string().into_bytes(),
+        ];
+        let value = self
+            .invoke(&self.scripts.rewind, &[&meta, &stream], args)
+            .await?;
+        let mut items = array(value)?.into_iter();
+        let epoch = text(items.next())?;
+        tracing::warn!(room, %epoch, "redis lost a room's newest messages; new epoch");
+        Ok((epoch, int(items.next())?))
     }
 
     /// Keeps every local room's state alive in Redis and catches up rooms
@@ -765,8 +811,11 @@ impl RedisBroker {
                 let Some(feed) = feeds.get_mut(&room) else {
                     continue;
                 };
-                // Behind for a whole pass, not merely in flight.
-                let behind = feed.epoch.as_deref() != Some(epoch.as_str()) || feed.last < feed.seen;
+                // Behind for a whole pass (not merely in flight), or Redis
+                // went back in time.
+                let behind = feed.epoch.as_deref() != Some(epoch.as_str())
+                    || feed.last < feed.seen
+                    || offset < feed.last;
                 feed.seen = offset;
                 behind
             };
@@ -1213,5 +1262,85 @@ impl Broker for RedisBroker {
 
     fn is_ready(&self) -> bool {
         self.is_connected()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_live_messages() {
+        let live = Live::parse(b"mabcdef0123456789 42 \x08\x01 body with spaces").expect("parses");
+        assert_eq!(live.epoch, "abcdef0123456789");
+        assert_eq!(live.offset, 42);
+        assert_eq!(live.body.as_ref(), b"\x08\x01 body with spaces");
+        assert!(Live::parse(b"pnode frame").is_none());
+        assert!(Live::parse(b"mepoch notanumber x").is_none());
+        assert!(Live::parse(b"mepoch").is_none());
+    }
+
+    fn stored(room: &str, offset: u64) -> (u64, Bytes) {
+        let body = RoomMessage {
+            id: offset * 10,
+            room: room.to_owned(),
+            ..RoomMessage::default()
+        };
+        (offset, Bytes::from(body.encode_to_vec()))
+    }
+
+    #[test]
+    fn recovery_needs_every_missed_message_of_the_same_epoch() {
+        let read = RoomRead {
+            epoch: "e".into(),
+            offset: 5,
+            messages: vec![stored("r", 4), stored("r", 5)],
+        };
+        let since = |offset, epoch: &str| StreamPosition {
+            offset,
+            epoch: epoch.to_owned(),
+        };
+        let got = recover("r", &since(3, "e"), &read).expect("recovers");
+        assert_eq!(
+            got.iter().map(|m| (m.offset, m.id)).collect::<Vec<_>>(),
+            [(4, 40), (5, 50)]
+        );
+        assert!(
+            recover("r", &since(2, "e"), &read).is_none(),
+            "offset 3 left history"
+        );
+        assert!(
+            recover("r", &since(3, "other"), &read).is_none(),
+            "another epoch"
+        );
+        assert!(
+            recover("r", &since(6, "e"), &read).is_none(),
+            "ahead of the room"
+        );
+        let up_to_date = RoomRead {
+            messages: Vec::new(),
+            ..read
+        };
+        assert_eq!(
+            recover("r", &since(5, "e"), &up_to_date).map(|m| m.len()),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn keys_share_the_room_hash_tag_and_channels_parse_back() {
+        let keys = Keys::new("sb");
+        assert_eq!(keys.meta("a:b"), "sb:r:{a:b}:m");
+        assert_eq!(keys.stream("a:b"), "sb:r:{a:b}:s");
+        assert_eq!(keys.idempotency("a", "u", "k"), "sb:r:{a}:i:u\0k");
+        assert!(matches!(
+            keys.parse_channel(&keys.room_channel("a:b")),
+            Some(Target::Room("a:b"))
+        ));
+        assert!(matches!(
+            keys.parse_channel(&keys.user_channel("u:1")),
+            Some(Target::User("u:1"))
+        ));
+        assert!(keys.parse_channel("other:c:r:x").is_none());
     }
 }

@@ -508,6 +508,9 @@ mod tests {
             )?;
             jail.set_env("SWITCHBOARD_LIMITS__MAX_MESSAGE_SIZE", "4096");
             jail.set_env("SWITCHBOARD_HISTORY__TTL", "30m");
+            jail.set_env("SWITCHBOARD_BROKER", "redis");
+            jail.set_env("SWITCHBOARD_REDIS_URL", "redis://127.0.0.1:6390/2");
+            jail.set_env("SWITCHBOARD_REDIS__PRESENCE_TTL", "5s");
             jail.set_env("SWITCHBOARD_CONFIG", "sb.toml");
             // Not configuration keys at all: ignored.
             jail.set_env("SWITCHBOARD_BIN", "/usr/local/bin/switchboard");
@@ -517,6 +520,9 @@ mod tests {
             assert_eq!(config.limits.idle_timeout, Duration::from_secs(90));
             assert_eq!(config.limits.max_message_size, 4096);
             assert_eq!(config.history.ttl, Duration::from_secs(1800));
+            assert_eq!(config.broker, BrokerKind::Redis);
+            assert_eq!(config.redis_url, "redis://127.0.0.1:6390/2");
+            assert_eq!(config.redis.presence_ttl, Duration::from_secs(5));
             Ok(())
         });
     }
@@ -530,6 +536,14 @@ mod tests {
             let err = Config::load(Some(Path::new("prod.toml"))).unwrap_err();
             assert!(err.to_string().contains("jwt_secret"), "{err}");
             assert!(Config::load(Some(Path::new("missing.toml"))).is_err());
+            jail.create_file(
+                "redis.toml",
+                "broker = \"redis\"\nredis_url = \"http://x\"\n",
+            )?;
+            let err = Config::load(Some(Path::new("redis.toml"))).unwrap_err();
+            assert!(err.to_string().contains("redis_url"), "{err}");
+            jail.create_file("broker.toml", "broker = \"postgres\"\n")?;
+            assert!(Config::load(Some(Path::new("broker.toml"))).is_err());
             jail.set_env("SWITCHBOARD_LIMITS__MAX_MESAGE_SIZE", "1");
             let err = Config::load(None).unwrap_err();
             assert!(err.to_string().contains("max_mesage_size"), "{err}");

@@ -495,3 +495,44 @@ async fn messages_missed_on_pubsub_are_filled_from_the_stream() {
         assert_eq!(texts, expected);
     }
 }
+
+#[tokio::test]
+async fn redis_losing_its_newest_writes_starts_a_new_epoch() {
+    let redis = RedisServer::start();
+    let a = redis.node(&[]);
+    let b = redis.node(&[]);
+    let mut writer = login(&a, "writer").await;
+    let old_epoch = writer
+        .join("rewound")
+        .await
+        .position
+        .expect("position")
+        .epoch;
+    let mut reader = login(&b, "reader").await;
+    reader.join("rewound").await;
+    for i in 0..5 {
+        writer.publish("rewound", &format!("m{i}")).await;
+    }
+    let (mut reader, _) = collect(reader, 5).await;
+
+    // Redis comes back with an older offset in the same epoch (as after a
+    // crash with `appendfsync everysec`), and the nodes reconnect.
+    assert!(redis
+        .command("HSET switchboard:r:{rewound}:m o 3")
+        .starts_with(':'));
+    assert!(redis.command("CLIENT KILL TYPE pubsub").starts_with(':'));
+
+    // Offsets 4 and 5 must not be handed out again in the old epoch.
+    let (_, code) = reader.expect_close_with_frames().await;
+    assert_eq!(code, 4004);
+    let mut again = login(&b, "reader").await;
+    let rejoin = again.join_since("rewound", 5, &old_epoch).await;
+    assert!(!rejoin.recovered);
+    let position = rejoin.position.expect("position");
+    assert_ne!(position.epoch, old_epoch, "a new epoch");
+    let ack = again.publish("rewound", "fresh").await;
+    assert_eq!(
+        (ack.epoch.as_str(), ack.offset),
+        (position.epoch.as_str(), position.offset + 1)
+    );
+}

@@ -34,6 +34,19 @@ pub struct Endpoint {
     pub target: Target,
     /// Its listening address.
     pub addr: SocketAddr,
+    /// A second node of the same deployment: odd-numbered connections go
+    /// there.
+    pub alt: Option<SocketAddr>,
+}
+
+impl Endpoint {
+    /// The address connection number `n` connects to.
+    pub fn addr_for(&self, n: u32) -> SocketAddr {
+        match self.alt {
+            Some(alt) if n % 2 == 1 => alt,
+            _ => self.addr,
+        }
+    }
 }
 
 /// The loopback source address of connection number `n`.
@@ -53,13 +66,14 @@ pub async fn open(endpoint: Endpoint, n: u32, timeout: Duration) -> Result<Ws> {
 async fn open_inner(endpoint: Endpoint, n: u32) -> Result<Ws> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::V4(SocketAddrV4::new(source(n), 0)))?;
+    let addr = endpoint.addr_for(n);
     let stream = socket
-        .connect(endpoint.addr)
+        .connect(addr)
         .await
-        .with_context(|| format!("connecting to {}", endpoint.addr))?;
+        .with_context(|| format!("connecting to {addr}"))?;
     stream.set_nodelay(true)?;
     let target = endpoint.target;
-    let mut request = format!("ws://{}{}", endpoint.addr, target.path()).into_client_request()?;
+    let mut request = format!("ws://{}{}", addr, target.path()).into_client_request()?;
     if let Some(protocol) = target.subprotocol() {
         request
             .headers_mut()

@@ -105,20 +105,28 @@ fn main() -> Result<()> {
                 if let Some(bin) = switchboard_bin {
                     programs.switchboard = bin;
                 }
-                let (running, endpoint, pid) = match (addr, pid) {
-                    (Some(addr), Some(pid)) => (None, Endpoint { target, addr }, pid),
+                let (running, endpoint, pids) = match (addr, pid) {
+                    (Some(addr), Some(pid)) => {
+                        let endpoint = Endpoint {
+                            target,
+                            addr,
+                            alt: None,
+                        };
+                        (None, endpoint, vec![pid])
+                    }
                     _ => {
                         let running =
                             target::start(target, &programs, Duration::from_secs(30)).await?;
                         let endpoint = Endpoint {
                             target,
                             addr: running.addr,
+                            alt: running.alt,
                         };
-                        let pid = running.pid;
-                        (Some(running), endpoint, pid)
+                        let pids = running.pids.clone();
+                        (Some(running), endpoint, pids)
                     }
                 };
-                let result = scenario::run(scenario, endpoint, pid, &params).await;
+                let result = scenario::run(scenario, endpoint, &pids, &params).await;
                 if let Some(running) = running {
                     running.stop(Duration::from_secs(5)).await?;
                 }

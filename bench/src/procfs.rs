@@ -23,6 +23,17 @@ pub fn cpu_us(pid: u32) -> Result<u64> {
     Ok(total * 1_000_000 / clock_ticks_per_second())
 }
 
+/// CPU time of several processes together (the nodes of a deployment and
+/// its Redis), in microseconds.
+pub fn cpu_us_all(pids: &[u32]) -> Result<u64> {
+    pids.iter().map(|&pid| cpu_us(pid)).sum()
+}
+
+/// Resident set size of several processes together, in bytes.
+pub fn rss_bytes_all(pids: &[u32]) -> Result<u64> {
+    pids.iter().map(|&pid| rss_bytes(pid)).sum()
+}
+
 /// Resident set size of a process, in bytes.
 pub fn rss_bytes(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))

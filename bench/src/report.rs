@@ -415,6 +415,7 @@ fn chart(lines: &[Line], path: &Path) -> Result<()> {
     let (left, right) = root.split_horizontally(480);
     let color = |t: &str| match t {
         "switchboard" => RGBColor(0x1f, 0x77, 0xb4),
+        "switchboard-redis" => RGBColor(0x17, 0xbe, 0xcf),
         "yardstick" => RGBColor(0x7f, 0x7f, 0x7f),
         "centrifugo" => RGBColor(0x2c, 0xa0, 0x2c),
         _ => RGBColor(0xd6, 0x27, 0x28),

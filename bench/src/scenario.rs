@@ -114,19 +114,20 @@ pub struct Outcome {
     pub first_error: Option<String>,
 }
 
-/// Runs `scenario` against a started target whose process is `pid`.
+/// Runs `scenario` against a started target whose processes are `pids`
+/// (their CPU and memory are added up).
 pub async fn run(
     scenario: Scenario,
     endpoint: Endpoint,
-    pid: u32,
+    pids: &[u32],
     params: &Params,
 ) -> Result<Outcome> {
     let mut outcome = match scenario {
-        Scenario::Fanout => fan(endpoint, pid, params, 1, params.subscribers).await?,
-        Scenario::Rooms => fan(endpoint, pid, params, params.rooms, params.subscribers).await?,
-        Scenario::Idle => idle(endpoint, pid, params).await?,
+        Scenario::Fanout => fan(endpoint, pids, params, 1, params.subscribers).await?,
+        Scenario::Rooms => fan(endpoint, pids, params, params.rooms, params.subscribers).await?,
+        Scenario::Idle => idle(endpoint, pids, params).await?,
         Scenario::Rtt => rtt(endpoint, params).await?,
-        Scenario::Connect => storm(endpoint, pid, params).await?,
+        Scenario::Connect => storm(endpoint, pids, params).await?,
     };
     outcome.target = endpoint.target.name().to_owned();
     outcome.scenario = format!("{scenario:?}").to_lowercase();
@@ -346,7 +347,7 @@ impl Fleet {
 /// Fan-out to `rooms` rooms of `per_room` members each.
 async fn fan(
     endpoint: Endpoint,
-    pid: u32,
+    pids: &[u32],
     params: &Params,
     rooms: u32,
     per_room: u32,
@@ -363,7 +364,7 @@ async fn fan(
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         t
     });
-    let cpu0 = procfs::cpu_us(pid)?;
+    let cpu0 = procfs::cpu_us_all(pids)?;
     let t0 = fleet.clock.now_ns();
     let started = Instant::now();
     let mut seq = 0u64;
@@ -403,7 +404,7 @@ async fn fan(
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let cpu1 = procfs::cpu_us(pid)?;
+    let cpu1 = procfs::cpu_us_all(pids)?;
     let connections = fleet.members.len() as u64 + fleet.publishers.len() as u64;
     let (received, errors) = fleet.finish().await;
 
@@ -470,17 +471,17 @@ fn set_latency(outcome: &mut Outcome, h: &Histogram<u64>) {
 }
 
 /// Idle connections, each joined to one of `rooms` rooms: RSS per connection.
-async fn idle(endpoint: Endpoint, pid: u32, params: &Params) -> Result<Outcome> {
+async fn idle(endpoint: Endpoint, pids: &[u32], params: &Params) -> Result<Outcome> {
     let timeout = Duration::from_secs_f64(params.timeout);
     let rooms = params.rooms.clamp(1, params.subscribers.max(1));
     let per_room = params.subscribers.div_ceil(rooms);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss0 = procfs::rss_bytes(pid)?;
+    let rss0 = procfs::rss_bytes_all(pids)?;
     let mut fleet = Fleet::open(endpoint, rooms, per_room, false, timeout).await?;
     let ramp = fleet.ramp;
     fleet.warm_up(rooms, params.payload, timeout).await?;
     tokio::time::sleep(Duration::from_secs_f64(params.settle)).await;
-    let rss1 = procfs::rss_bytes(pid)?;
+    let rss1 = procfs::rss_bytes_all(pids)?;
     let connections = fleet.members.len() as u64;
     let alive = fleet
         .members
@@ -593,10 +594,10 @@ async fn wait_for(
 
 /// A connection storm: `subscribers` connections, `concurrency` at a time,
 /// each through the protocol's connect handshake.
-async fn storm(endpoint: Endpoint, pid: u32, params: &Params) -> Result<Outcome> {
+async fn storm(endpoint: Endpoint, pids: &[u32], params: &Params) -> Result<Outcome> {
     let timeout = Duration::from_secs_f64(params.timeout);
     let total = params.subscribers;
-    let cpu0 = procfs::cpu_us(pid)?;
+    let cpu0 = procfs::cpu_us_all(pids)?;
     let started = Instant::now();
     let opened: Vec<Result<Ws>> = futures_util::stream::iter(0..total)
         .map(|n| client::open(endpoint, n, timeout))
@@ -604,7 +605,7 @@ async fn storm(endpoint: Endpoint, pid: u32, params: &Params) -> Result<Outcome>
         .collect()
         .await;
     let seconds = started.elapsed().as_secs_f64();
-    let cpu = procfs::cpu_us(pid)?.saturating_sub(cpu0) as f64;
+    let cpu = procfs::cpu_us_all(pids)?.saturating_sub(cpu0) as f64;
     let mut errors = Vec::new();
     let mut open = Vec::new();
     for r in opened {
@@ -669,6 +670,7 @@ mod tests {
         let endpoint = Endpoint {
             target: Target::Switchboard,
             addr,
+            alt: None,
         };
         f(endpoint, std::process::id()).await;
         stop.cancel();
@@ -685,7 +687,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn fanout_full_speed_and_at_a_rate() {
         with_server(|endpoint, pid| async move {
-            let o = run(Scenario::Fanout, endpoint, pid, &small())
+            let o = run(Scenario::Fanout, endpoint, &[pid], &small())
                 .await
                 .unwrap();
             assert_complete(&o);
@@ -697,7 +699,9 @@ mod tests {
                 duration: 1.0,
                 ..small()
             };
-            let o = run(Scenario::Fanout, endpoint, pid, &rated).await.unwrap();
+            let o = run(Scenario::Fanout, endpoint, &[pid], &rated)
+                .await
+                .unwrap();
             assert_complete(&o);
             assert!(o.label.contains("50 publishes/s"));
         })
@@ -713,7 +717,9 @@ mod tests {
                 publishes: 120,
                 ..small()
             };
-            let o = run(Scenario::Rooms, endpoint, pid, &params).await.unwrap();
+            let o = run(Scenario::Rooms, endpoint, &[pid], &params)
+                .await
+                .unwrap();
             assert_complete(&o);
             // Two publisher connections: 60 rooms exceed one's share.
             assert_eq!(o.connections, 60 * 3 + 2);
@@ -725,16 +731,20 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn idle_rtt_and_connect() {
         with_server(|endpoint, pid| async move {
-            let o = run(Scenario::Idle, endpoint, pid, &small()).await.unwrap();
+            let o = run(Scenario::Idle, endpoint, &[pid], &small())
+                .await
+                .unwrap();
             assert_eq!((o.connections, o.errors), (20, 0));
             assert!(o.rss_per_connection.is_some());
             assert!(o.connects_per_sec.is_some_and(|c| c > 0.0));
 
-            let o = run(Scenario::Rtt, endpoint, pid, &small()).await.unwrap();
+            let o = run(Scenario::Rtt, endpoint, &[pid], &small())
+                .await
+                .unwrap();
             assert_complete(&o);
             assert_eq!(o.deliveries, 50);
 
-            let o = run(Scenario::Connect, endpoint, pid, &small())
+            let o = run(Scenario::Connect, endpoint, &[pid], &small())
                 .await
                 .unwrap();
             assert_eq!((o.connections, o.errors), (20, 0));

@@ -26,6 +26,8 @@ pub struct Programs {
     pub centrifugo: PathBuf,
     /// `node`.
     pub node: PathBuf,
+    /// `redis-server` (for `switchboard-redis`).
+    pub redis: PathBuf,
 }
 
 impl Programs {
@@ -37,51 +39,68 @@ impl Programs {
             yardstick: repo.join("target/release/yardstick"),
             centrifugo: repo.join(".tools/bench/bin/centrifugo"),
             node: PathBuf::from("node"),
+            redis: PathBuf::from("redis-server"),
         }
     }
 }
 
 /// A running target.
 pub struct Running {
-    /// Where it listens.
+    /// Where it listens (the first node).
     pub addr: SocketAddr,
-    /// Its process id (the process whose CPU and memory are measured).
-    pub pid: u32,
-    child: Child,
+    /// The second node, for a two-node deployment.
+    pub alt: Option<SocketAddr>,
+    /// Process ids whose CPU and memory are measured: the target, or every
+    /// node and Redis.
+    pub pids: Vec<u32>,
+    /// The processes, stopped in reverse order (nodes before their Redis).
+    children: Vec<Child>,
+    /// Redis's data directory, removed after the run.
+    scratch: Option<PathBuf>,
 }
 
 impl Running {
     /// Stops the target: SIGTERM, then SIGKILL after `grace`.
     pub async fn stop(mut self, grace: Duration) -> Result<()> {
-        let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM);
-        if tokio::time::timeout(grace, self.child.wait())
-            .await
-            .is_err()
-        {
-            self.child.start_kill()?;
-            self.child.wait().await?;
+        while let Some(mut child) = self.children.pop() {
+            if let Some(pid) = child.id() {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+            if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                child.start_kill()?;
+                child.wait().await?;
+            }
+        }
+        if let Some(dir) = self.scratch.take() {
+            let _ = std::fs::remove_dir_all(dir);
         }
         Ok(())
     }
 }
 
+/// A Switchboard node on a free loopback port, with rate limits off, as in
+/// the peers' configurations: the scenarios measure capacity, and one
+/// publisher drives them.
+fn switchboard_command(programs: &Programs) -> Command {
+    let mut c = Command::new(&programs.switchboard);
+    c.args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SWITCHBOARD_LOG__LEVEL", "warn")
+        .env("RUST_LOG", "warn")
+        .env("SWITCHBOARD_LIMITS__COMMANDS_PER_SECOND", "0")
+        .env("SWITCHBOARD_LIMITS__PUBLISHES_PER_SECOND", "0")
+        .env("SWITCHBOARD_LIMITS__CONNECTS_PER_SECOND", "0");
+    c
+}
+
 /// Starts `target` on a free loopback port and waits until it accepts
 /// connections (bounded by `timeout`).
 pub async fn start(target: Target, programs: &Programs, timeout: Duration) -> Result<Running> {
+    if target == Target::SwitchboardRedis {
+        return start_two_nodes(programs, timeout).await;
+    }
     let mut chosen = None;
-    let mut command = match target {
-        Target::Switchboard => {
-            let mut c = Command::new(&programs.switchboard);
-            // Rate limits off, as in the peers' configurations: the
-            // scenarios measure capacity, and one publisher drives them.
-            c.args(["serve", "--listen", "127.0.0.1:0"])
-                .env("SWITCHBOARD_LOG__LEVEL", "warn")
-                .env("RUST_LOG", "warn")
-                .env("SWITCHBOARD_LIMITS__COMMANDS_PER_SECOND", "0")
-                .env("SWITCHBOARD_LIMITS__PUBLISHES_PER_SECOND", "0")
-                .env("SWITCHBOARD_LIMITS__CONNECTS_PER_SECOND", "0");
-            c
-        }
+    let command = match target {
+        Target::Switchboard | Target::SwitchboardRedis => switchboard_command(programs),
         Target::Yardstick => {
             let mut c = Command::new(&programs.yardstick);
             c.args(["--listen", "127.0.0.1:0"]);
@@ -112,6 +131,59 @@ pub async fn start(target: Target, programs: &Programs, timeout: Duration) -> Re
             c
         }
     };
+    let (child, addr) = launch(target.name(), command, chosen, timeout).await?;
+    Ok(Running {
+        addr,
+        alt: None,
+        pids: child.id().into_iter().collect(),
+        children: vec![child],
+        scratch: None,
+    })
+}
+
+/// Starts a `redis-server` (no persistence, in a scratch directory) and two
+/// Switchboard nodes using it.
+async fn start_two_nodes(programs: &Programs, timeout: Duration) -> Result<Running> {
+    let port = free_port()?;
+    let scratch = std::env::temp_dir().join(format!("switchboard-bench-redis-{port}"));
+    std::fs::create_dir_all(&scratch)?;
+    let mut redis = Command::new(&programs.redis);
+    redis
+        .args(["--bind", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .arg("--dir")
+        .arg(&scratch)
+        .args(["--save", "", "--appendonly", "no"]);
+    let redis_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (redis, _) = launch("redis-server", redis, Some(redis_addr), timeout).await?;
+    let url = format!("redis://{redis_addr}");
+    let mut children = vec![redis];
+    let mut addrs = Vec::new();
+    for _ in 0..2 {
+        let mut node = switchboard_command(programs);
+        node.env("SWITCHBOARD_BROKER", "redis")
+            .env("SWITCHBOARD_REDIS_URL", &url);
+        let (child, addr) = launch("switchboard node", node, None, timeout).await?;
+        children.push(child);
+        addrs.push(addr);
+    }
+    Ok(Running {
+        addr: addrs[0],
+        alt: Some(addrs[1]),
+        pids: children.iter().filter_map(Child::id).collect(),
+        children,
+        scratch: Some(scratch),
+    })
+}
+
+/// Spawns `command` and waits until it listens: on `chosen` when given
+/// (it accepts connections), otherwise on the address its output names.
+async fn launch(
+    name: &str,
+    mut command: Command,
+    chosen: Option<SocketAddr>,
+    timeout: Duration,
+) -> Result<(Child, SocketAddr)> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -119,8 +191,7 @@ pub async fn start(target: Target, programs: &Programs, timeout: Duration) -> Re
         .kill_on_drop(true);
     let mut child = command
         .spawn()
-        .with_context(|| format!("starting {}", target.name()))?;
-    let pid = child.id().context("target exited at once")?;
+        .with_context(|| format!("starting {name}"))?;
     let stdout = child.stdout.take().context("no stdout")?;
     let stderr = child.stderr.take().context("no stderr")?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(64);
@@ -150,11 +221,7 @@ pub async fn start(target: Target, programs: &Programs, timeout: Duration) -> Re
                     while let Ok(line) = rx.try_recv() {
                         seen.push(line);
                     }
-                    bail!(
-                        "{} exited ({status}); output:\n{}",
-                        target.name(),
-                        seen.join("\n")
-                    );
+                    bail!("{name} exited ({status}); output:\n{}", seen.join("\n"));
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -167,15 +234,14 @@ pub async fn start(target: Target, programs: &Programs, timeout: Duration) -> Re
             seen.push(line);
         }
         bail!(
-            "{} exited before listening; output:\n{}",
-            target.name(),
+            "{name} exited before listening; output:\n{}",
             seen.join("\n")
         )
     };
     let addr = tokio::time::timeout(timeout, wait)
         .await
-        .with_context(|| format!("{} did not start within {timeout:?}", target.name()))??;
-    Ok(Running { addr, pid, child })
+        .with_context(|| format!("{name} did not start within {timeout:?}"))??;
+    Ok((child, addr))
 }
 
 /// Parses `... listening on http://127.0.0.1:PORT` (or `ws://`).

@@ -19,6 +19,10 @@ use tokio_tungstenite::tungstenite::Message;
 pub enum Target {
     /// The Switchboard server (release build), binary protobuf subprotocol.
     Switchboard,
+    /// Two Switchboard nodes sharing rooms through a local `redis-server`;
+    /// connections alternate between the nodes, publishers use the first.
+    #[value(name = "switchboard-redis")]
+    SwitchboardRedis,
     /// The minimal tokio-tungstenite forwarder in this crate.
     Yardstick,
     /// Centrifugo v6 over its protobuf client protocol.
@@ -29,8 +33,9 @@ pub enum Target {
 
 impl Target {
     /// Every target, in report order.
-    pub const ALL: [Target; 4] = [
+    pub const ALL: [Target; 5] = [
         Target::Switchboard,
+        Target::SwitchboardRedis,
         Target::Yardstick,
         Target::Centrifugo,
         Target::Socketio,
@@ -40,6 +45,7 @@ impl Target {
     pub fn name(self) -> &'static str {
         match self {
             Target::Switchboard => "switchboard",
+            Target::SwitchboardRedis => "switchboard-redis",
             Target::Yardstick => "yardstick",
             Target::Centrifugo => "centrifugo",
             Target::Socketio => "socketio",
@@ -49,7 +55,7 @@ impl Target {
     /// Path and query of the WebSocket endpoint.
     pub fn path(self) -> &'static str {
         match self {
-            Target::Switchboard => "/ws",
+            Target::Switchboard | Target::SwitchboardRedis => "/ws",
             Target::Yardstick => "/",
             Target::Centrifugo => "/connection/websocket?format=protobuf",
             Target::Socketio => "/socket.io/?EIO=4&transport=websocket",
@@ -59,7 +65,9 @@ impl Target {
     /// The subprotocol to offer, if any.
     pub fn subprotocol(self) -> Option<&'static str> {
         match self {
-            Target::Switchboard => Some(switchboard::codec::PROTO_SUBPROTOCOL),
+            Target::Switchboard | Target::SwitchboardRedis => {
+                Some(switchboard::codec::PROTO_SUBPROTOCOL)
+            }
             _ => None,
         }
     }
@@ -68,7 +76,7 @@ impl Target {
     /// upgrade), if the protocol has one.
     pub fn hello(self, user: &str) -> Option<Message> {
         match self {
-            Target::Switchboard => Some(switchboard_frame(
+            Target::Switchboard | Target::SwitchboardRedis => Some(switchboard_frame(
                 1,
                 Command::Connect(ConnectRequest {
                     token: String::new(),
@@ -85,8 +93,10 @@ impl Target {
     /// Whether `frame` completes the connect handshake.
     pub fn is_ready(self, frame: &Message) -> bool {
         match (self, frame) {
-            (Target::Switchboard, Message::Binary(data)) => ServerFrame::decode(data.as_ref())
-                .is_ok_and(|f| f.id == 1 && matches!(f.kind, Some(Kind::Connect(_)))),
+            (Target::Switchboard | Target::SwitchboardRedis, Message::Binary(data)) => {
+                ServerFrame::decode(data.as_ref())
+                    .is_ok_and(|f| f.id == 1 && matches!(f.kind, Some(Kind::Connect(_))))
+            }
             (Target::Yardstick, _) => true,
             (Target::Centrifugo, Message::Binary(data)) => centrifugo::is_connect_reply(data, 1),
             (Target::Socketio, Message::Text(text)) => text.as_str().starts_with("40"),
@@ -97,7 +107,7 @@ impl Target {
     /// The frame that joins `room`, as command `id`.
     pub fn join(self, room: &str, id: u32) -> Message {
         match self {
-            Target::Switchboard => switchboard_frame(
+            Target::Switchboard | Target::SwitchboardRedis => switchboard_frame(
                 id,
                 Command::Join(JoinRequest {
                     room: room.to_owned(),
@@ -120,7 +130,7 @@ impl Target {
     /// `room`, as command `id`.
     pub fn publish(self, room: &str, payload: &[u8], id: u32) -> Message {
         match self {
-            Target::Switchboard => switchboard_frame(
+            Target::Switchboard | Target::SwitchboardRedis => switchboard_frame(
                 id,
                 Command::Publish(PublishRequest {
                     room: room.to_owned(),
