@@ -101,9 +101,12 @@ measure() {
   local target=$1 name=$2 round=$3 args=$4
   printf '%-12s %-12s run %d: ' "$target" "$name" "$round"
   local out
+  local full status=0
   # shellcheck disable=SC2086 # args is a list of flags
-  if out=$("$bench" run --target "$target" $args --switchboard-bin "$switchboard_bin" \
-    --out "$results" --tag "run $round" 2>&1 | tail -n 1); then
+  full=$(RUST_BACKTRACE=0 "$bench" run --target "$target" $args --switchboard-bin "$switchboard_bin" \
+    --out "$results" --tag "run $round" 2>&1) || status=$?
+  if [[ $status -eq 0 ]]; then
+    out=$(tail -n 1 <<<"$full")
     python3 - "$out" <<'PY'
 import json, sys
 try:
@@ -120,6 +123,9 @@ if o.get("errors"):
 print(", ".join(parts))
 PY
   else
+    # The error and its causes, on one line.
+    out=$(sed -n '/^Error/,$p' <<<"$full" | tr -s '\n ' '  ')
+    [[ -z $out ]] && out=$(tail -n 1 <<<"$full")
     echo "failed: $out"
     local reason=${out//\"/\'}
     printf '{"target":"%s","scenario":"%s","label":"%s (did not complete)","connections":0,"deliveries":0,"expected":0,"seconds":0,"errors":1,"first_error":"%s","tag":"run %d"}\n' \
