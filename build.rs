@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "switchboard/v1/types.proto",
     "switchboard/v1/errors.proto",
     "switchboard/v1/close_codes.proto",
+    "switchboard/v1/api.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

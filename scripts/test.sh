@@ -9,7 +9,8 @@
 #      buf lint, and buf breaking against the previous commit's proto tree;
 #   3. SDKs: each client's own test.sh (it installs its pinned dependencies,
 #      lints, and runs vectors, scenarios and reconnect tests against the
-#      server binary built here);
+#      server binary built here), then demo/test.sh (the demo page in
+#      headless Chromium, which it installs with apt-get when missing);
 #   4. fuzzing: each cargo-fuzz target for FUZZ_SECONDS (default 60).
 #
 # Usage: scripts/test.sh        (CI=true adds --locked to every cargo command
@@ -140,15 +141,18 @@ step "build the server binary for the SDK suites"
 cargo build ${cargo_flags[@]+"${cargo_flags[@]}"} --bin switchboard
 export SWITCHBOARD_BIN="$PWD/target/debug/switchboard"
 
-for sdk in typescript python go java; do
-  step "$sdk SDK"
+# Each suite's directory and the name its totals line uses.
+for suite in clients/typescript:typescript clients/python:python clients/go:go \
+  clients/java:java demo:demo; do
+  dir=${suite%%:*} name=${suite#*:}
+  step "$name tests ($dir)"
   set +e
-  "clients/$sdk/test.sh" 2>&1 | tee "$test_log"
-  sdk_status=${PIPESTATUS[0]}
+  "$dir/test.sh" 2>&1 | tee "$test_log"
+  suite_status=${PIPESTATUS[0]}
   set -e
-  count_suite "$sdk"
-  if [[ $sdk_status -ne 0 ]]; then
-    exit "$sdk_status"
+  count_suite "$name"
+  if [[ $suite_status -ne 0 ]]; then
+    exit "$suite_status"
   fi
 done
 

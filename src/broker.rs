@@ -9,9 +9,14 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use std::sync::Arc;
+
+use crate::codec::encode_server;
+use crate::config::HistoryConfig;
 use crate::hub::Subscriber;
 use crate::outbound::ConnId;
-use crate::proto::{Payload, RoomMessage, StreamPosition};
+use crate::proto::server_frame::Kind;
+use crate::proto::{JoinReply, Payload, RoomMessage, ServerFrame, StreamPosition, Subscribed};
 
 /// What a client (or backend) asks to publish; the broker stamps the rest.
 #[derive(Clone, Debug)]
@@ -51,6 +56,64 @@ pub struct JoinResult {
     pub messages: Vec<RoomMessage>,
 }
 
+/// How a join is announced to the joining connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinNotice {
+    /// The connection asked: a `JoinReply` to this request id.
+    Reply(u32),
+    /// A backend subscribed it (HTTP API): a `Subscribed` push.
+    Subscribed {
+        /// Whether presence events were asked for.
+        presence_events: bool,
+    },
+}
+
+impl JoinNotice {
+    /// The encoded frame announcing `result` for `room`.
+    pub fn frame(self, room: &str, result: JoinResult) -> Bytes {
+        let kind = match self {
+            JoinNotice::Reply(_) => Kind::Join(JoinReply {
+                position: Some(result.position),
+                recovered: result.recovered,
+                messages: result.messages,
+            }),
+            JoinNotice::Subscribed { presence_events } => Kind::Subscribed(Subscribed {
+                room: room.to_owned(),
+                position: Some(result.position),
+                presence_events,
+            }),
+        };
+        let id = match self {
+            JoinNotice::Reply(id) => id,
+            JoinNotice::Subscribed { .. } => 0,
+        };
+        encode_server(&ServerFrame {
+            id,
+            kind: Some(kind),
+        })
+    }
+}
+
+/// What a backend asks of every connection of a user (HTTP API), on every
+/// node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserControl {
+    /// Join the room, as if the connection had sent `join`.
+    Join {
+        /// The room.
+        room: Arc<str>,
+        /// Whether to send presence events.
+        presence_events: bool,
+    },
+    /// Leave the room.
+    Leave {
+        /// The room.
+        room: Arc<str>,
+    },
+    /// Close with `CLOSE_CODE_KICKED`.
+    Disconnect,
+}
+
 /// A history page request.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HistoryQuery {
@@ -62,6 +125,22 @@ pub struct HistoryQuery {
     /// the oldest `limit` messages after it; otherwise the newest before
     /// `before`.
     pub after: u64,
+}
+
+impl HistoryQuery {
+    /// The query for a request's `limit` (0: the default page, clamped to
+    /// the largest), `before` and `after`.
+    pub fn new(limit: u32, before: u64, after: u64, config: &HistoryConfig) -> Self {
+        let limit = match limit {
+            0 => config.default_page,
+            n => n.min(config.max_page),
+        };
+        Self {
+            limit: limit as usize,
+            before,
+            after,
+        }
+    }
 }
 
 /// A history page.
@@ -121,16 +200,17 @@ pub trait Broker: Send + Sync + 'static {
         publication: Publication,
     ) -> Result<PublishResult, BrokerError>;
 
-    /// Subscribes a local connection to a room and queues the `JoinReply`
-    /// (request id `reply_id`) to it, with the missed messages when `since`
-    /// is given (see the contract). The reply is queued before any live
-    /// message of the room, so the client sees replay, then live, in order.
+    /// Subscribes a local connection to a room and queues the frame that
+    /// announces it (`notice`: a `JoinReply` with the missed messages when
+    /// `since` is given, see the contract, or a `Subscribed` push). It is
+    /// queued before any live message of the room, so the client sees
+    /// replay, then live, in order.
     async fn join(
         &self,
         room: &str,
         subscriber: Subscriber,
         since: Option<StreamPosition>,
-        reply_id: u32,
+        notice: JoinNotice,
     ) -> Result<(), BrokerError>;
 
     /// Unsubscribes a local connection from a room. Returns whether it was
@@ -151,6 +231,17 @@ pub trait Broker: Send + Sync + 'static {
         frame: Bytes,
         except: ConnId,
     ) -> Result<(), BrokerError>;
+
+    /// Delivers an encoded frame (a notification) to every subscriber of
+    /// `room`, on every node. Not stored.
+    async fn notify_room(&self, room: &str, frame: Bytes) -> Result<(), BrokerError>;
+
+    /// Has every connection of `user`, on every node, act on `control`.
+    async fn control_user(&self, user: &str, control: UserControl) -> Result<(), BrokerError>;
+
+    /// Names of rooms with state (history, idempotency keys or members), at
+    /// most `limit`, and whether there were more.
+    async fn rooms(&self, limit: usize) -> Result<(Vec<String>, bool), BrokerError>;
 
     /// Makes frames sent to `user` from any node reach this node's
     /// connections of that user; called when such a connection is

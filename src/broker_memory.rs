@@ -21,14 +21,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::broker::{
-    Broker, BrokerError, HistoryPage, HistoryQuery, JoinResult, Publication, PublishResult,
+    Broker, BrokerError, HistoryPage, HistoryQuery, JoinNotice, JoinResult, Publication,
+    PublishResult, UserControl,
 };
 use crate::codec::encode_server;
 use crate::config::HistoryConfig;
 use crate::hub::{Hub, Subscriber};
 use crate::ids;
 use crate::outbound::ConnId;
-use crate::proto::{server_frame::Kind, JoinReply, RoomMessage, ServerFrame, StreamPosition};
+use crate::proto::{server_frame::Kind, RoomMessage, ServerFrame, StreamPosition};
 
 const SHARDS: usize = 64;
 
@@ -316,7 +317,10 @@ impl Broker for MemoryBroker {
                 },
             );
         }
-        self.hub.deliver_message(room, result.offset, &encoded);
+        let delivered = self.hub.deliver_message(room, result.offset, &encoded);
+        let m = crate::metrics::get();
+        m.published.increment(1);
+        crate::metrics::fanned_out(delivered, timestamp_ms);
         Ok(result)
     }
 
@@ -325,18 +329,11 @@ impl Broker for MemoryBroker {
         room: &str,
         subscriber: Subscriber,
         since: Option<StreamPosition>,
-        reply_id: u32,
+        notice: JoinNotice,
     ) -> Result<(), BrokerError> {
         let conn = subscriber.conn.clone();
         self.join_with(room, subscriber, since, |result| {
-            conn.push(encode_server(&ServerFrame {
-                id: reply_id,
-                kind: Some(Kind::Join(JoinReply {
-                    position: Some(result.position),
-                    recovered: result.recovered,
-                    messages: result.messages,
-                })),
-            }));
+            conn.push(notice.frame(room, result));
         });
         Ok(())
     }
@@ -390,6 +387,28 @@ impl Broker for MemoryBroker {
     ) -> Result<(), BrokerError> {
         self.hub.deliver_presence(room, &frame, except);
         Ok(())
+    }
+
+    async fn notify_room(&self, room: &str, frame: Bytes) -> Result<(), BrokerError> {
+        self.hub.deliver(room, &frame);
+        Ok(())
+    }
+
+    async fn control_user(&self, user: &str, control: UserControl) -> Result<(), BrokerError> {
+        self.hub.control_user(user, &control);
+        Ok(())
+    }
+
+    async fn rooms(&self, limit: usize) -> Result<(Vec<String>, bool), BrokerError> {
+        let mut names = std::collections::BTreeSet::new();
+        for shard in self.shards.iter() {
+            let rooms = shard.lock().unwrap_or_else(|p| p.into_inner());
+            names.extend(rooms.keys().map(|r| r.to_string()));
+        }
+        // Every room with local subscribers has state, but be safe.
+        names.extend(self.hub.rooms());
+        let more = names.len() > limit;
+        Ok((names.into_iter().take(limit).collect(), more))
     }
 }
 

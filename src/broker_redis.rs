@@ -10,7 +10,7 @@
 //!   `<offset>-0`, so reading "after offset N" is one `XRANGE`. Bounded by
 //!   `history.max_messages` (`MAXLEN`) and `history.ttl` (age, trimmed from
 //!   the head by the scripts, and the key's expiry).
-//! - `<prefix>:r:{room}:i:<user>\0<key>`: an idempotency key's first result,
+//! - `<prefix>:i:{room}:<user>\0<key>`: an idempotency key's first result,
 //!   expiring after `history.idempotency_ttl`.
 //!
 //! Channels: `<prefix>:c:r:<room>` carries a room's messages and presence
@@ -61,14 +61,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerError, HistoryPage, HistoryQuery, Publication, PublishResult};
+use crate::broker::{JoinNotice, JoinResult, UserControl};
 use crate::codec::encode_server;
 use crate::config::{HistoryConfig, RedisConfig};
 use crate::hub::{Hub, Subscriber};
 use crate::ids;
 use crate::outbound::ConnId;
-use crate::proto::{
-    server_frame::Kind, CloseCode, JoinReply, RoomMessage, ServerFrame, StreamPosition,
-};
+use crate::proto::{server_frame::Kind, CloseCode, RoomMessage, ServerFrame, StreamPosition};
 
 const SHARDS: usize = 32;
 
@@ -84,6 +83,9 @@ const CATCH_UP_QUEUE: usize = 1024;
 /// Times a join re-reads the room when the local feed moved past what it
 /// read.
 const JOIN_ATTEMPTS: usize = 8;
+
+/// Most `SCAN` round trips for one room listing.
+const SCAN_STEPS: usize = 100;
 
 /// Channels per `SUBSCRIBE` when resubscribing after a reconnect.
 const SUBSCRIBE_CHUNK: usize = 512;
@@ -158,8 +160,10 @@ impl Keys {
         self.room_key(room, "s")
     }
 
+    /// Outside the `:r:` namespace, so listing rooms by their meta hash
+    /// (`SCAN <prefix>:r:{*}:m`) can never match a client-chosen key.
     fn idempotency(&self, room: &str, sender: &str, key: &str) -> String {
-        self.room_key(room, &format!("i:{sender}\0{key}"))
+        format!("{}:i:{{{room}}}:{sender}\0{key}", self.prefix)
     }
 
     /// Presence: client id → expiry (sorted set), client id → `Member`.
@@ -173,6 +177,14 @@ impl Keys {
 
     fn user_channel(&self, user: &str) -> String {
         format!("{}:c:u:{user}", self.prefix)
+    }
+
+    /// The room whose meta hash `key` is.
+    fn room_of_meta(&self, key: &str) -> Option<String> {
+        let rest = key
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(":r:{")?;
+        rest.strip_suffix("}:m").map(str::to_owned)
     }
 
     /// Which room or user a channel is for.
@@ -270,6 +282,48 @@ impl Live {
             offset,
             body,
         })
+    }
+}
+
+/// What a user's channel carries: `f<frame>` (a direct message or
+/// notification), or a backend's control: `j0<room>` / `j1<room>` (join,
+/// with presence events when 1), `l<room>` (leave), `k` (disconnect).
+enum UserMessage<'a> {
+    Frame(&'a [u8]),
+    Control(UserControl),
+}
+
+impl<'a> UserMessage<'a> {
+    fn parse(payload: &'a [u8]) -> Option<Self> {
+        let (&tag, rest) = payload.split_first()?;
+        let room = |bytes: &[u8]| std::str::from_utf8(bytes).ok().map(Arc::<str>::from);
+        Some(match tag {
+            b'f' => UserMessage::Frame(rest),
+            b'j' => {
+                let (&flag, name) = rest.split_first()?;
+                UserMessage::Control(UserControl::Join {
+                    room: room(name)?,
+                    presence_events: flag == b'1',
+                })
+            }
+            b'l' => UserMessage::Control(UserControl::Leave { room: room(rest)? }),
+            b'k' => UserMessage::Control(UserControl::Disconnect),
+            _ => return None,
+        })
+    }
+
+    fn encode_control(control: &UserControl) -> Vec<u8> {
+        match control {
+            UserControl::Join {
+                room,
+                presence_events,
+            } => {
+                let flag = if *presence_events { b'1' } else { b'0' };
+                [&[b'j', flag][..], room.as_bytes()].concat()
+            }
+            UserControl::Leave { room } => [&b"l"[..], room.as_bytes()].concat(),
+            UserControl::Disconnect => b"k".to_vec(),
+        }
     }
 }
 
@@ -514,7 +568,7 @@ impl RedisBroker {
         room: &str,
         subscriber: &Subscriber,
         since: Option<&StreamPosition>,
-        reply_id: u32,
+        notice: JoinNotice,
     ) -> Result<bool, BrokerError> {
         let read = self
             .read(
@@ -550,24 +604,21 @@ impl RedisBroker {
             Some(_) if feed.last > read.offset => return Ok(false),
             Some(_) => {}
         }
-        let mut reply = JoinReply {
-            position: Some(StreamPosition {
+        let mut result = JoinResult {
+            position: StreamPosition {
                 offset: read.offset,
                 epoch: read.epoch.clone(),
-            }),
+            },
             recovered: false,
             messages: Vec::new(),
         };
         if let Some(since) = since {
             if let Some(messages) = recover(room, since, &read) {
-                reply.recovered = true;
-                reply.messages = messages;
+                result.recovered = true;
+                result.messages = messages;
             }
         }
-        subscriber.conn.push(encode_server(&ServerFrame {
-            id: reply_id,
-            kind: Some(Kind::Join(reply)),
-        }));
+        subscriber.conn.push(notice.frame(room, result));
         self.hub.subscribe(
             room,
             Subscriber {
@@ -614,11 +665,13 @@ impl RedisBroker {
             }
         };
         message.offset = offset;
+        let published_at = message.timestamp_ms;
         let frame = encode_server(&ServerFrame {
             id: 0,
             kind: Some(Kind::Message(message)),
         });
-        self.hub.deliver_message(room, offset, &frame);
+        let delivered = self.hub.deliver_message(room, offset, &frame);
+        crate::metrics::fanned_out(delivered, published_at);
     }
 
     /// Closes the room's local subscribers: their feed cannot continue
@@ -642,6 +695,11 @@ impl RedisBroker {
 
     /// A message from a room's channel.
     async fn on_room_message(&self, room: &str, payload: &[u8]) {
+        if let Some(frame) = payload.strip_prefix(b"n") {
+            // A notification to every member.
+            self.hub.deliver(room, &Bytes::copy_from_slice(frame));
+            return;
+        }
         if let Some(rest) = payload.strip_prefix(b"p") {
             // A presence event: `p<node> <frame>`.
             let Some(space) = rest.iter().position(|&b| b == b' ') else {
@@ -920,10 +978,15 @@ impl RedisBroker {
         let payload = message.get_payload_bytes();
         match self.keys.parse_channel(message.get_channel_name()) {
             Some(Target::Room(room)) => self.on_room_message(room, payload).await,
-            Some(Target::User(user)) => {
-                self.hub
-                    .deliver_user(user, &Bytes::copy_from_slice(payload));
-            }
+            Some(Target::User(user)) => match UserMessage::parse(payload) {
+                Some(UserMessage::Frame(frame)) => {
+                    self.hub.deliver_user(user, &Bytes::copy_from_slice(frame));
+                }
+                Some(UserMessage::Control(control)) => {
+                    self.hub.control_user(user, &control);
+                }
+                None => tracing::warn!("unrecognised message on a user channel"),
+            },
             None => tracing::debug!("message on an unknown channel"),
         }
     }
@@ -1097,6 +1160,9 @@ impl Broker for RedisBroker {
         let offset = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
         let id = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
         let timestamp_ms = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
+        if !duplicate {
+            crate::metrics::get().published.increment(1);
+        }
         Ok(PublishResult {
             offset,
             epoch,
@@ -1111,7 +1177,7 @@ impl Broker for RedisBroker {
         room: &str,
         subscriber: Subscriber,
         since: Option<StreamPosition>,
-        reply_id: u32,
+        notice: JoinNotice,
     ) -> Result<(), BrokerError> {
         self.feeds(room).entry(Arc::from(room)).or_default().refs += 1;
         let mut result = self.subscribe_room(room).await;
@@ -1121,7 +1187,7 @@ impl Broker for RedisBroker {
             ));
             for _ in 0..JOIN_ATTEMPTS {
                 match self
-                    .try_join(room, &subscriber, since.as_ref(), reply_id)
+                    .try_join(room, &subscriber, since.as_ref(), notice)
                     .await
                 {
                     Ok(true) => {
@@ -1177,8 +1243,50 @@ impl Broker for RedisBroker {
     }
 
     async fn send_to_user(&self, user: &str, frame: Bytes) -> Result<(), BrokerError> {
-        self.publish_raw(self.keys.user_channel(user), frame.to_vec())
+        let payload = [&b"f"[..], &frame].concat();
+        self.publish_raw(self.keys.user_channel(user), payload)
             .await
+    }
+
+    async fn notify_room(&self, room: &str, frame: Bytes) -> Result<(), BrokerError> {
+        let payload = [&b"n"[..], &frame].concat();
+        self.publish_raw(self.keys.room_channel(room), payload)
+            .await
+    }
+
+    async fn control_user(&self, user: &str, control: UserControl) -> Result<(), BrokerError> {
+        let payload = UserMessage::encode_control(&control);
+        self.publish_raw(self.keys.user_channel(user), payload)
+            .await
+    }
+
+    async fn rooms(&self, limit: usize) -> Result<(Vec<String>, bool), BrokerError> {
+        // Every room with state has a meta hash; SCAN walks them in bounded
+        // steps (at most SCAN_STEPS round trips).
+        let pattern = format!("{}:r:{{*}}:m", self.keys.prefix);
+        let mut names = std::collections::BTreeSet::new();
+        let mut cursor = 0u64;
+        let mut conn = self.conn.clone();
+        for _ in 0..SCAN_STEPS {
+            let (next, keys): (u64, Vec<String>) = bounded(
+                self.settings.command_timeout,
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn),
+            )
+            .await?;
+            names.extend(keys.iter().filter_map(|key| self.keys.room_of_meta(key)));
+            cursor = next;
+            if cursor == 0 || names.len() > limit {
+                break;
+            }
+        }
+        let more = names.len() > limit || cursor != 0;
+        Ok((names.into_iter().take(limit).collect(), more))
     }
 
     async fn broadcast_presence(
@@ -1332,7 +1440,12 @@ mod tests {
         let keys = Keys::new("sb");
         assert_eq!(keys.meta("a:b"), "sb:r:{a:b}:m");
         assert_eq!(keys.stream("a:b"), "sb:r:{a:b}:s");
-        assert_eq!(keys.idempotency("a", "u", "k"), "sb:r:{a}:i:u\0k");
+        assert_eq!(keys.idempotency("a", "u", "k"), "sb:i:{a}:u\0k");
+        assert_eq!(
+            keys.room_of_meta(&keys.meta("a}:m")).as_deref(),
+            Some("a}:m")
+        );
+        assert_eq!(keys.room_of_meta("sb:i:{a}:u\0k}:m"), None);
         assert!(matches!(
             keys.parse_channel(&keys.room_channel("a:b")),
             Some(Target::Room("a:b"))

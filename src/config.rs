@@ -63,6 +63,8 @@ pub struct Config {
     pub redis_url: String,
     /// Redis broker settings.
     pub redis: RedisConfig,
+    /// The HTTP server API for backends (`/api/v1`).
+    pub api: ApiConfig,
     /// Logging settings.
     pub log: LogConfig,
     /// How long a graceful shutdown waits for connections to close before
@@ -86,6 +88,7 @@ impl Default for Config {
             broker: BrokerKind::Memory,
             redis_url: "redis://127.0.0.1:6379".to_owned(),
             redis: RedisConfig::default(),
+            api: ApiConfig::default(),
             log: LogConfig::default(),
             shutdown_timeout: Duration::from_secs(10),
         }
@@ -125,6 +128,8 @@ pub struct HttpConfig {
     /// (if any) and send the whole HTTP request head. Default `10s`.
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
+    /// Serve the demo chat page at `GET /`. Default `true`.
+    pub demo_page: bool,
 }
 
 impl Default for HttpConfig {
@@ -133,6 +138,7 @@ impl Default for HttpConfig {
             allowed_origins: Vec::new(),
             allow_missing_origin: true,
             handshake_timeout: Duration::from_secs(10),
+            demo_page: true,
         }
     }
 }
@@ -294,6 +300,36 @@ impl Default for RedisConfig {
             presence_ttl: Duration::from_secs(30),
             command_timeout: Duration::from_secs(2),
         }
+    }
+}
+
+/// The HTTP server API (`/api/v1`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Keys a backend presents (`Authorization: Bearer <key>` or
+    /// `X-Api-Key`). With none, the API is open in development mode and off
+    /// otherwise. Default: none.
+    pub keys: Vec<ApiKeyConfig>,
+}
+
+/// One API key.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Who holds the key; logged, and stamped as the sender of what it
+    /// publishes or sends unless the request names one.
+    pub name: String,
+    /// The secret, at least 16 bytes.
+    pub key: String,
+}
+
+impl std::fmt::Debug for ApiKeyConfig {
+    // Never print the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyConfig")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -473,6 +509,24 @@ impl Config {
             }
             if self.redis.presence_ttl < Duration::from_secs(1) {
                 return invalid("redis.presence_ttl must be at least 1s");
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for key in &self.api.keys {
+            if key.name.is_empty() || key.name.len() > 255 {
+                return invalid("api.keys: every name must be 1 to 255 bytes");
+            }
+            if !names.insert(key.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "api.keys: the name {:?} is used twice",
+                    key.name
+                )));
+            }
+            if key.key.len() < 16 {
+                return Err(ConfigError::Invalid(format!(
+                    "api.keys: the key named {:?} is shorter than 16 bytes",
+                    key.name
+                )));
             }
         }
         if self.history.max_messages == 0 {

@@ -39,8 +39,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::broker::UserControl;
 use crate::codec::{self, DecodeError, Encoding};
 use crate::codes::should_reconnect;
+use crate::metrics;
 use crate::outbound::{CloseReason, ConnHandle, Outbound};
 use crate::proto::{server_frame::Kind, CloseCode, Disconnect, ServerFrame};
 use crate::server::Shared;
@@ -95,6 +97,16 @@ enum Event {
     Shutdown,
     Timer,
     Read(Message),
+    /// A backend's join or leave reached the front of the queue.
+    Control(UserControl),
+}
+
+/// Why writing stopped before the queue was empty.
+enum Stop {
+    /// An ordered close: everything before it is flushed.
+    Close(CloseReason),
+    /// A control item for the session, in order with the frames.
+    Control(UserControl),
 }
 
 /// Runs a connection until it is closed, however that happens.
@@ -113,15 +125,28 @@ pub(crate) async fn serve(
         batch: VecDeque::new(),
         batch_limit: limits.write_batch.max(1),
         fed: 0,
+        fed_bytes: 0,
         unflushed: false,
     };
     let mut session = Session::new(shared.clone(), conn.clone(), bearer);
+    metrics::get().connections.increment(1.0);
     let end = run(&shared, &mut link, &mut session).await;
+    match &end {
+        End::Close(reason) | End::Broken(reason) => {
+            metrics::close(reason.code.to_string());
+            if reason.code == CloseCode::SlowConsumer.code() {
+                metrics::get().slow_consumers.increment(1);
+            }
+        }
+        End::PeerClosed => metrics::close("peer"),
+        End::Gone => metrics::close("gone"),
+    }
     // Nothing queued from now on is sent.
     conn.shut();
     // Boxed, like command handling: closing happens once, so an idle
     // connection's task should not carry room for it.
     Box::pin(close(link, session, end, limits.close_timeout)).await;
+    metrics::get().connections.decrement(1.0);
 }
 
 /// Closes the connection the way `end` requires.
@@ -249,7 +274,12 @@ async fn run(shared: &Shared, link: &mut Link, session: &mut Session) -> End {
                 }
             }
             match link.poll_write(cx) {
-                Poll::Ready(Ok(reason)) => return Poll::Ready(Event::End(End::Close(reason))),
+                Poll::Ready(Ok(Stop::Close(reason))) => {
+                    return Poll::Ready(Event::End(End::Close(reason)))
+                }
+                Poll::Ready(Ok(Stop::Control(control))) => {
+                    return Poll::Ready(Event::Control(control))
+                }
                 Poll::Ready(Err(error)) => {
                     tracing::debug!(%error, "write failed");
                     return Poll::Ready(Event::End(End::Gone));
@@ -279,6 +309,11 @@ async fn run(shared: &Shared, link: &mut Link, session: &mut Session) -> End {
         }
         match event {
             Event::End(end) => return end,
+            Event::Control(control) => {
+                if Box::pin(session.control(control)).await == Flow::Close {
+                    return finish_queued(link).await;
+                }
+            }
             Event::Shutdown => {
                 shutting_down = true;
                 link.conn
@@ -315,6 +350,9 @@ async fn run(shared: &Shared, link: &mut Link, session: &mut Session) -> End {
             }
             Event::Read(message) => {
                 timers.last_seen = Instant::now();
+                let m = metrics::get();
+                m.frames_in.increment(1);
+                m.bytes_in.increment(message.len() as u64);
                 if message.is_close() {
                     // tungstenite queues the answering Close; the stream
                     // ends after it is sent.
@@ -366,10 +404,14 @@ async fn finish_queued(link: &mut Link) -> End {
         if let Some(reason) = link.conn.urgent_close() {
             return Poll::Ready(End::Close(reason));
         }
-        match link.poll_write(cx) {
-            Poll::Ready(Ok(reason)) => Poll::Ready(End::Close(reason)),
-            Poll::Ready(Err(_)) => Poll::Ready(End::Gone),
-            Poll::Pending => Poll::Pending,
+        loop {
+            return match link.poll_write(cx) {
+                Poll::Ready(Ok(Stop::Close(reason))) => Poll::Ready(End::Close(reason)),
+                // Closing: a backend's join or leave no longer matters.
+                Poll::Ready(Ok(Stop::Control(_))) => continue,
+                Poll::Ready(Err(_)) => Poll::Ready(End::Gone),
+                Poll::Pending => Poll::Pending,
+            };
         }
     })
     .await
@@ -405,6 +447,8 @@ struct Link {
     batch_limit: usize,
     /// Frames fed since the last flush.
     fed: usize,
+    /// Bytes of the frames fed since the last flush (for metrics).
+    fed_bytes: usize,
     /// Whether frames were fed and not yet flushed.
     unflushed: bool,
 }
@@ -450,7 +494,7 @@ impl Link {
     /// reached (everything before it is flushed); `Pending` when everything
     /// is written or the socket is full (the task is woken by the socket or
     /// by the next push).
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<CloseReason, WsError>> {
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<Stop, WsError>> {
         loop {
             if self.batch.is_empty() {
                 if self.unflushed {
@@ -463,9 +507,11 @@ impl Link {
                 }
                 // Register before looking, so a push right after is not missed.
                 self.conn.register(cx);
-                if self.conn.take_into(&mut self.batch) == 0 {
+                let taken = self.conn.take_into(&mut self.batch);
+                if taken == 0 {
                     return Poll::Pending;
                 }
+                metrics::get().write_batch.record(taken as f64);
             }
             while let Some(item) = self.batch.front() {
                 if let Outbound::Close(reason) = item {
@@ -474,7 +520,12 @@ impl Link {
                         ready!(self.poll_flush(cx))?;
                     }
                     self.batch.clear();
-                    return Poll::Ready(Ok(reason));
+                    return Poll::Ready(Ok(Stop::Close(reason)));
+                }
+                if let Outbound::Control(_) = item {
+                    if let Some(Outbound::Control(control)) = self.batch.pop_front() {
+                        return Poll::Ready(Ok(Stop::Control(control)));
+                    }
                 }
                 if self.fed >= self.batch_limit {
                     ready!(self.poll_flush(cx))?;
@@ -485,9 +536,14 @@ impl Link {
                     Poll::Pending => return Poll::Pending,
                 }
                 let message = match self.batch.pop_front() {
-                    Some(Outbound::Frame(frame)) => codec::to_message(self.encoding, frame),
+                    Some(Outbound::Frame(frame)) => {
+                        self.fed_bytes += frame.len();
+                        codec::to_message(self.encoding, frame)
+                    }
                     Some(Outbound::Ping) => Message::Ping(Bytes::new()),
-                    Some(Outbound::Close(_)) | None => unreachable!("checked above"),
+                    Some(Outbound::Close(_) | Outbound::Control(_)) | None => {
+                        unreachable!("checked above")
+                    }
                 };
                 self.ws.start_send_unpin(message)?;
                 self.unflushed = true;
@@ -499,8 +555,12 @@ impl Link {
     /// Flushes what was fed and starts a new batch count.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
         ready!(self.ws.poll_flush_unpin(cx))?;
+        let m = metrics::get();
+        m.frames_out.increment(self.fed as u64);
+        m.bytes_out.increment(self.fed_bytes as u64);
         self.unflushed = false;
         self.fed = 0;
+        self.fed_bytes = 0;
         Poll::Ready(Ok(()))
     }
 

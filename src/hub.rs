@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
-use crate::outbound::{ConnHandle, ConnId};
+use crate::broker::UserControl;
+use crate::outbound::{ConnHandle, ConnId, Outbound};
 use crate::proto::CloseCode;
 
 const SHARDS: usize = 64;
@@ -181,6 +182,38 @@ impl Hub {
                 shard.users.remove(user);
             }
         }
+    }
+
+    /// Hands `control` to every local connection of `user`: a join or leave
+    /// is queued for the connection to act on in order with its frames; a
+    /// disconnect closes it with `CLOSE_CODE_KICKED` after what is queued.
+    /// Returns how many connections there were.
+    pub fn control_user(&self, user: &str, control: &UserControl) -> usize {
+        let shard = self.shard(user);
+        let Some(conns) = shard.users.get(user) else {
+            return 0;
+        };
+        for conn in conns {
+            match control {
+                UserControl::Disconnect => {
+                    conn.close_after_queued(CloseCode::Kicked, "disconnected by the server")
+                }
+                other => {
+                    conn.enqueue(Outbound::Control(other.clone()));
+                }
+            }
+        }
+        conns.len()
+    }
+
+    /// Names of rooms with local subscribers.
+    pub fn rooms(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for shard in self.inner.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            out.extend(shard.rooms.keys().map(|r| r.to_string()));
+        }
+        out
     }
 
     /// Queues `frame` for every local connection of `user`.

@@ -25,10 +25,14 @@
 //!   the in-memory implementation and the Redis one (many nodes).
 //! - [`presence`] / [`presence_memory`] / [`presence_redis`]: membership,
 //!   same pattern.
+//! - `api`: the HTTP server API for backends (`/api/v1`), bodies from the
+//!   same schemas.
+//! - `metrics`: Prometheus metrics at `/metrics`.
 //! - [`auth`]: JWT and development-mode logins.
 //! - [`config`]: TOML + environment configuration with documented defaults.
 //! - [`shutdown`]: SIGINT and SIGTERM.
 
+mod api;
 pub mod auth;
 pub mod broker;
 pub mod broker_memory;
@@ -43,6 +47,7 @@ pub mod fuzzing;
 pub mod hub;
 pub mod ids;
 mod limits;
+mod metrics;
 pub mod outbound;
 pub mod permissions;
 pub mod presence;

@@ -75,9 +75,26 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
+/// Log directives that always apply, whatever `RUST_LOG` says.
+const QUIET_DEPENDENCIES: [&str; 6] = [
+    "tungstenite=info",
+    "tokio_tungstenite=info",
+    "hyper=info",
+    "hyper_util=info",
+    "redis=info",
+    "rustls=info",
+];
+
 fn init_tracing(config: &Config) {
-    let filter = EnvFilter::try_from_default_env()
+    let mut filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(config.log.level.as_str()));
+    // These libraries log frame payloads, commands or headers (message
+    // contents, tokens, keys) below `info`; keep them out of any log.
+    for directive in QUIET_DEPENDENCIES {
+        if let Ok(directive) = directive.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

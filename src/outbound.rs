@@ -22,6 +22,7 @@ use std::task::Context;
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 
+use crate::broker::UserControl;
 use crate::proto::CloseCode;
 
 /// Process-unique connection number, used as the key in room and user maps.
@@ -37,6 +38,9 @@ pub(crate) enum Outbound {
     /// Send a `Disconnect` push and the Close frame, after everything queued
     /// before it.
     Close(CloseReason),
+    /// A backend's join or leave for this connection (HTTP API), acted on
+    /// by the connection's task in order with the frames around it.
+    Control(UserControl),
 }
 
 /// Why and how a connection is being closed.

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
+use crate::api;
 use crate::auth::{Authenticator, KeyError};
 use crate::broker::{Broker, BrokerError};
 use crate::broker_memory::MemoryBroker;
@@ -30,6 +31,7 @@ use crate::config::{BrokerKind, Config, ConfigError, HttpConfig};
 use crate::connection::{self, Io};
 use crate::hub::Hub;
 use crate::limits::Limits;
+use crate::metrics;
 use crate::presence::Presence;
 use crate::presence_memory::MemoryPresence;
 use crate::presence_redis::RedisPresence;
@@ -187,7 +189,12 @@ pub async fn run(
     let app = Router::new()
         .route("/ws", get(upgrade))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(shared.clone());
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/", get(demo_page))
+        .route("/demo.js", get(demo_script))
+        .with_state(shared.clone())
+        .merge(api::routes(shared.clone()));
     // HTTP connections (before or without an upgrade); upgraded WebSockets
     // are tracked in `shared.tracker`.
     let http = TaskTracker::new();
@@ -343,6 +350,77 @@ async fn serve_http<S>(
             let _ = connection.await;
         }
     }
+}
+
+/// `GET /readyz`: 200 while the node can serve (its broker is reachable and
+/// it is not shutting down), 503 otherwise, so a load balancer sends new
+/// clients elsewhere.
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let ready = shared.broker.is_ready();
+    metrics::get()
+        .broker_ready
+        .set(if ready { 1.0 } else { 0.0 });
+    if shared.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else if !ready {
+        (StatusCode::SERVICE_UNAVAILABLE, "broker unreachable\n").into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
+    }
+}
+
+/// `GET /metrics`: every metric in the Prometheus text format.
+async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
+    let ready = shared.broker.is_ready();
+    metrics::get()
+        .broker_ready
+        .set(if ready { 1.0 } else { 0.0 });
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        metrics::render(),
+    )
+        .into_response()
+}
+
+/// The demo chat page (`demo/`, built with esbuild and embedded).
+const DEMO_PAGE: &[u8] = include_bytes!("../demo/dist/index.html");
+const DEMO_SCRIPT: &[u8] = include_bytes!("../demo/dist/demo.js");
+
+async fn demo_page(State(shared): State<Arc<Shared>>) -> Response {
+    if !shared.config.http.demo_page {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        DEMO_PAGE,
+    )
+        .into_response()
+}
+
+async fn demo_script(State(shared): State<Arc<Shared>>) -> Response {
+    if !shared.config.http.demo_page {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        DEMO_SCRIPT,
+    )
+        .into_response()
 }
 
 /// The client's address, attached to every request.

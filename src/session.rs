@@ -9,11 +9,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::auth::{AuthError, Identity, MAX_USER_LEN};
-use crate::broker::{BrokerError, HistoryQuery, Publication};
+use crate::broker::{BrokerError, HistoryQuery, JoinNotice, Publication, UserControl};
 use crate::codec::encode_server;
 use crate::hub::Subscriber;
 use crate::ids;
 use crate::limits::{CommandLimiter, UserSlot};
+use crate::metrics;
 use crate::outbound::ConnHandle;
 use crate::permissions::{self, Action};
 use crate::proto::client_frame::Command;
@@ -22,7 +23,8 @@ use crate::proto::{
     ClientFrame, CloseCode, ConnectReply, ConnectRequest, DirectMessage, DirectReply,
     DirectRequest, Error, ErrorCode, HistoryReply, HistoryRequest, JoinRequest, LeaveReply,
     LeaveRequest, Member, MemberJoined, MemberLeft, PingReply, PresenceReply, PresenceRequest,
-    PublishReply, PublishRequest, RefreshReply, RefreshRequest, ServerFrame,
+    PublishReply, PublishRequest, RefreshReply, RefreshRequest, ServerFrame, StreamPosition,
+    Unsubscribed,
 };
 use crate::server::Shared;
 
@@ -119,6 +121,7 @@ impl Session {
             }
             self.strikes = 0;
         }
+        metrics::command(command_name(&command));
         if self.identity.is_none() {
             return match command {
                 Command::Connect(request) => self.connect(id, request).await,
@@ -267,21 +270,45 @@ impl Session {
                 "too many rooms joined on this connection",
             );
         }
+        let entered = self
+            .enter(
+                request.room,
+                request.presence_events,
+                request.since,
+                JoinNotice::Reply(id),
+            )
+            .await;
+        if let Err(e) = entered {
+            self.broker_error(id, e);
+        }
+    }
+
+    /// Joins a room (the checks are done): subscribes through the broker,
+    /// which queues the `notice`, then marks this connection present and
+    /// announces it.
+    async fn enter(
+        &mut self,
+        room: String,
+        presence_events: bool,
+        since: Option<StreamPosition>,
+        notice: JoinNotice,
+    ) -> Result<(), BrokerError> {
         let subscriber = Subscriber {
             conn: self.conn.clone(),
-            presence_events: request.presence_events,
+            presence_events,
             after: 0,
         };
+        let started = std::time::Instant::now();
         let joined = self
             .shared
             .broker
-            .join(&request.room, subscriber, request.since, id)
+            .join(&room, subscriber, since, notice)
             .await;
-        if let Err(e) = joined {
-            return self.broker_error(id, e);
-        }
-        let room: Arc<str> = Arc::from(request.room);
+        metrics::broker_call("join", started.elapsed());
+        joined?;
+        let room: Arc<str> = Arc::from(room);
         self.rooms.insert(room.clone());
+        metrics::get().joined_rooms.increment(1.0);
         let member = self.member();
         if let Err(e) = self.shared.presence.add(&room, member.clone()).await {
             tracing::warn!(error = %e, "presence add failed");
@@ -291,6 +318,56 @@ impl Session {
             member: Some(member),
         });
         self.announce(&room, event).await;
+        Ok(())
+    }
+
+    /// Acts on a backend's request for this connection (HTTP API).
+    pub(crate) async fn control(&mut self, control: UserControl) -> Flow {
+        if self.identity.is_none() {
+            return Flow::Continue;
+        }
+        match control {
+            UserControl::Join {
+                room,
+                presence_events,
+            } => {
+                if self.rooms.contains(&*room) {
+                    return Flow::Continue;
+                }
+                if self.rooms.len() >= self.shared.config.limits.max_rooms_per_connection {
+                    tracing::debug!("server-side join refused: too many rooms on this connection");
+                    return Flow::Continue;
+                }
+                let entered = self
+                    .enter(
+                        room.to_string(),
+                        presence_events,
+                        None,
+                        JoinNotice::Subscribed { presence_events },
+                    )
+                    .await;
+                if let Err(error) = entered {
+                    tracing::warn!(%error, "server-side join failed");
+                }
+            }
+            UserControl::Leave { room } => {
+                if self.rooms.contains(&*room) {
+                    self.leave_room(&room).await;
+                    self.reply(
+                        0,
+                        Kind::Unsubscribed(Unsubscribed {
+                            room: room.to_string(),
+                        }),
+                    );
+                }
+            }
+            UserControl::Disconnect => {
+                self.conn
+                    .close_after_queued(CloseCode::Kicked, "disconnected by the server");
+                return Flow::Close;
+            }
+        }
+        Flow::Continue
     }
 
     async fn leave(&mut self, id: u32, request: LeaveRequest) {
@@ -331,7 +408,10 @@ impl Session {
             payload: request.payload.unwrap_or_default(),
             idempotency_key: request.idempotency_key,
         };
-        match self.shared.broker.publish(&request.room, publication).await {
+        let started = std::time::Instant::now();
+        let published = self.shared.broker.publish(&request.room, publication).await;
+        metrics::broker_call("publish", started.elapsed());
+        match published {
             Ok(result) => self.reply(
                 id,
                 Kind::Publish(PublishReply {
@@ -382,16 +462,12 @@ impl Session {
         if !self.permit(id, &request.room, Action::History) {
             return;
         }
-        let config = &self.shared.config.history;
-        let limit = match request.limit {
-            0 => config.default_page,
-            n => n.min(config.max_page),
-        };
-        let query = HistoryQuery {
-            limit: limit as usize,
-            before: request.before,
-            after: request.after,
-        };
+        let query = HistoryQuery::new(
+            request.limit,
+            request.before,
+            request.after,
+            &self.shared.config.history,
+        );
         match self.shared.broker.history(&request.room, query).await {
             Ok(page) => self.reply(
                 id,
@@ -432,7 +508,9 @@ impl Session {
     }
 
     async fn leave_room(&mut self, room: &str) {
-        self.rooms.remove(room);
+        if self.rooms.remove(room) {
+            metrics::get().joined_rooms.decrement(1.0);
+        }
         if let Err(e) = self.shared.broker.leave(room, self.conn.id()).await {
             tracing::warn!(error = %e, "broker leave failed");
         }
@@ -483,10 +561,12 @@ impl Session {
     }
 
     fn error(&self, id: u32, code: ErrorCode, message: &str) {
+        metrics::error(code.as_str_name());
         self.reply(id, Kind::Error(Error::from_code(code, message)));
     }
 
     fn rate_limited(&self, id: u32, wait: std::time::Duration, message: &str) {
+        metrics::error(ErrorCode::RateLimited.as_str_name());
         let mut error = Error::from_code(ErrorCode::RateLimited, message);
         error.retry_after_ms = wait.as_millis().clamp(1, u128::from(u32::MAX)) as u32;
         self.reply(id, Kind::Error(error));
@@ -499,6 +579,21 @@ impl Session {
         };
         tracing::warn!(error = %error, "broker call failed");
         self.error(id, code, &error.to_string());
+    }
+}
+
+/// A command's name, for metrics.
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Connect(_) => "connect",
+        Command::Join(_) => "join",
+        Command::Leave(_) => "leave",
+        Command::Publish(_) => "publish",
+        Command::Direct(_) => "direct",
+        Command::History(_) => "history",
+        Command::Presence(_) => "presence",
+        Command::Ping(_) => "ping",
+        Command::Refresh(_) => "refresh",
     }
 }
 

@@ -9,12 +9,15 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use common::http_client::{call, Reply};
 use common::redis_server::RedisServer;
 use common::*;
+use hyper::{Method, StatusCode};
 use switchboard::proto::client_frame::Command;
 use switchboard::proto::server_frame::Kind;
 use switchboard::proto::{
-    DirectRequest, ErrorCode, JoinRequest, PublishReply, PublishRequest, RoomMessage, ServerFrame,
+    ApiAccepted, ApiNotifyReply, ApiRoomList, ApiSendReply, DirectRequest, ErrorCode, JoinRequest,
+    PresenceReply, PublishReply, PublishRequest, RoomMessage, ServerFrame,
 };
 
 async fn login(node: &ServerProcess, name: &str) -> Client {
@@ -535,4 +538,153 @@ async fn redis_losing_its_newest_writes_starts_a_new_epoch() {
         (ack.epoch.as_str(), ack.offset),
         (position.epoch.as_str(), position.offset + 1)
     );
+}
+
+/// `host:port` of a node.
+fn addr_of_node(node: &ServerProcess) -> std::net::SocketAddr {
+    node.ws_url()
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .parse()
+        .expect("node address")
+}
+
+/// A JSON request to the HTTP API of a node (development mode: no key).
+async fn api_json(node: &ServerProcess, method: Method, path: &str, body: &str) -> Reply {
+    call(
+        addr_of_node(node),
+        method,
+        path,
+        &[("content-type", "application/json")],
+        body.as_bytes().to_vec(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_http_api_on_one_node_reaches_users_and_rooms_on_another() {
+    let redis = RedisServer::start();
+    let a = redis.node(&[]);
+    let b = redis.node(&[]);
+    let mut alice = login(&b, "alice").await;
+    alice.join("news").await;
+
+    // A publish through node A's API reaches a member on node B.
+    let ack: PublishReply = api_json(
+        &a,
+        Method::POST,
+        "/api/v1/rooms/news/messages",
+        r#"{"payload": {"text": "extra!"}}"#,
+    )
+    .await
+    .ok();
+    let got = next_room_message(&mut alice).await;
+    assert_eq!(
+        (got.offset, got.sender.as_str()),
+        (ack.offset, "development")
+    );
+
+    // Presence and room listing through A see B's member.
+    let members: PresenceReply = api_json(&a, Method::GET, "/api/v1/rooms/news/presence", "")
+        .await
+        .ok();
+    assert_eq!(members.members.len(), 1);
+    let list: ApiRoomList = api_json(&a, Method::GET, "/api/v1/rooms", "").await.ok();
+    let news = list
+        .rooms
+        .iter()
+        .find(|r| r.room == "news")
+        .expect("news is listed");
+    assert_eq!(news.members, 1);
+
+    // A direct message, a user notification and a room notification.
+    let _: ApiSendReply = api_json(
+        &a,
+        Method::POST,
+        "/api/v1/users/alice/messages",
+        r#"{"payload": {"text": "hi"}, "sender": "ops"}"#,
+    )
+    .await
+    .ok();
+    let push = alice.next_push().await;
+    let Some(Kind::DirectMessage(dm)) = push.kind else {
+        panic!("expected a direct message, got {push:?}");
+    };
+    assert_eq!(dm.sender, "ops");
+    for (path, room) in [
+        ("/api/v1/users/alice/notifications", ""),
+        ("/api/v1/rooms/news/notifications", "news"),
+    ] {
+        let _: ApiNotifyReply =
+            api_json(&a, Method::POST, path, r#"{"payload": {"text": "note"}}"#)
+                .await
+                .ok();
+        let push = alice.next_push().await;
+        let Some(Kind::Notification(n)) = push.kind else {
+            panic!("expected a notification, got {push:?}");
+        };
+        assert_eq!(n.room, room);
+    }
+
+    // Server-side subscribe through A, then a kick.
+    let _: ApiAccepted = api_json(&a, Method::PUT, "/api/v1/users/alice/rooms/sports", "")
+        .await
+        .ok();
+    let push = alice.next_push().await;
+    let Some(Kind::Subscribed(subscribed)) = push.kind else {
+        panic!("expected Subscribed, got {push:?}");
+    };
+    assert_eq!(subscribed.room, "sports");
+    let _: PublishReply = api_json(
+        &a,
+        Method::POST,
+        "/api/v1/rooms/sports/messages",
+        r#"{"payload": {"text": "goal"}}"#,
+    )
+    .await
+    .ok();
+    assert_eq!(next_room_message(&mut alice).await.room, "sports");
+    let _: ApiAccepted = api_json(&a, Method::POST, "/api/v1/users/alice/disconnect", "")
+        .await
+        .ok();
+    assert_eq!(alice.expect_close().await, 4500);
+}
+
+#[tokio::test]
+async fn readiness_follows_redis() {
+    let mut redis = RedisServer::start();
+    let a = redis.node(&[]);
+    let ready = |node: &ServerProcess| {
+        let addr = addr_of_node(node);
+        async move {
+            call(addr, Method::GET, "/readyz", &[], Vec::new())
+                .await
+                .status
+        }
+    };
+    let wait_for = |want: StatusCode| {
+        let ready = &ready;
+        let a = &a;
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            loop {
+                let status = ready(a).await;
+                if status == want {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "/readyz stayed {status}, expected {want}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    wait_for(StatusCode::OK).await;
+    redis.stop();
+    wait_for(StatusCode::SERVICE_UNAVAILABLE).await;
+    let health = call(addr_of_node(&a), Method::GET, "/healthz", &[], Vec::new()).await;
+    assert_eq!(health.status, StatusCode::OK, "alive while Redis is away");
+    redis.restart();
+    wait_for(StatusCode::OK).await;
 }

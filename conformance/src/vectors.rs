@@ -25,7 +25,7 @@ use switchboard::proto::{
     HistoryRequest, JoinReply, JoinRequest, LeaveReply, LeaveRequest, Member, MemberJoined,
     MemberLeft, Notification, Payload, PingReply, PingRequest, PresenceReply, PresenceRequest,
     PublishReply, PublishRequest, RefreshReply, RefreshRequest, RoomMessage, ServerFrame,
-    StreamPosition,
+    StreamPosition, Subscribed, Unsubscribed,
 };
 
 use crate::proto::chat::{Attachment, ChatMessage, Format, Mention, TypingEvent};
@@ -654,6 +654,33 @@ pub fn all() -> Vec<Case> {
                     code: 4000,
                     reason: "slow consumer".into(),
                     reconnect: true,
+                }),
+            ),
+        ),
+        case(
+            "server_subscribed",
+            "a backend subscribed this connection to a room (HTTP API)",
+            S,
+            &server(
+                0,
+                Kind::Subscribed(Subscribed {
+                    room: "news".into(),
+                    position: Some(StreamPosition {
+                        offset: 42,
+                        epoch: "9f2c4e1a".into(),
+                    }),
+                    presence_events: true,
+                }),
+            ),
+        ),
+        case(
+            "server_unsubscribed",
+            "a backend unsubscribed this connection from a room",
+            S,
+            &server(
+                0,
+                Kind::Unsubscribed(Unsubscribed {
+                    room: "news".into(),
                 }),
             ),
         ),

@@ -53,6 +53,7 @@ use switchboard::proto::{
 /// Upper bound for any single wait in a test.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+pub mod http_client;
 pub mod redis_server;
 
 /// Subprotocol for binary protobuf frames.

@@ -30,6 +30,9 @@ type Client struct {
 	directs       *dropOldest[*DirectMessage]
 	notifications *dropOldest[*Notification]
 	states        *dropOldest[StateChange]
+	// serverSubs announces the subscriptions a backend made (Subscribed
+	// pushes).
+	serverSubs *dropOldest[*Subscription]
 	// ctx lives until the client is closed; reconnect attempts use it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -51,7 +54,8 @@ type Client struct {
 	// ready is closed while conn is usable (readyOpen); commands wait on it.
 	ready     chan struct{}
 	readyOpen bool
-	// subs are the joined rooms, rejoined after every reconnect.
+	// subs are the joined rooms (by Join or by a backend's Subscribed
+	// push), rejoined after every reconnect.
 	subs         map[string]*Subscription
 	connectReply *switchboardv1.ConnectReply
 	// token is sent in every connect: the WithToken one until a Refresh
@@ -106,6 +110,7 @@ func Dial(ctx context.Context, url string, opts ...Option) (*Client, error) {
 		directs:       newDropOldest[*DirectMessage](cfg.bufferSize),
 		notifications: newDropOldest[*Notification](cfg.bufferSize),
 		states:        newDropOldest[StateChange](cfg.bufferSize),
+		serverSubs:    newDropOldest[*Subscription](cfg.bufferSize),
 		ctx:           lifetime,
 		cancel:        cancel,
 		done:          make(chan struct{}),
@@ -208,6 +213,24 @@ func (c *Client) DirectMessages() <-chan *DirectMessage { return c.directs.ch }
 // Notifications is the notifications from backends, to this user or to a
 // joined room; buffered and closed like [Client.DirectMessages].
 func (c *Client) Notifications() <-chan *Notification { return c.notifications.ch }
+
+// ServerSubscriptions is the subscriptions a backend made for this
+// connection through the server's HTTP API (PUT
+// /api/v1/users/{user}/rooms/{room}), in arrival order. Each is a
+// [*Subscription] like the ones [Client.Join] returns, starting at the
+// room's position when the backend subscribed: receive its messages from
+// [Subscription.Messages]. It is rejoined with since after a reconnect like
+// a joined room, and ends (Messages is closed once read, Err is nil) when
+// the backend unsubscribes the connection, or with [Subscription.Leave].
+// A room this client has already joined is not announced again: its
+// subscription keeps receiving the messages.
+//
+// Read it: up to the buffer size of subscriptions wait; beyond that the
+// oldest announcements are dropped (their subscriptions stay joined, and
+// [Client.Leave] leaves them). The channel is closed when the client
+// closes, once read. [WithServerSubscriptionOptions] sets their
+// [JoinOption]s.
+func (c *Client) ServerSubscriptions() <-chan *Subscription { return c.serverSubs.ch }
 
 // Join joins room and returns its [Subscription]. With since (a saved
 // [Subscription.Position]), the messages after it are delivered first when
@@ -426,6 +449,54 @@ func closeGracefully(conn *connection) {
 	<-conn.done
 }
 
+// subscribed handles a Subscribed push on the reader goroutine: a backend
+// made this connection a member of a room. Its messages after the pushed
+// position follow on this connection.
+func (c *Client) subscribed(push *switchboardv1.Subscribed) {
+	room := push.GetRoom()
+	c.mu.Lock()
+	if c.final != nil {
+		c.mu.Unlock()
+		return
+	}
+	if sub := c.subs[room]; sub != nil {
+		// Already subscribed (joined, or a rejoin racing the backend): keep
+		// it, and start over from where the membership now begins.
+		c.mu.Unlock()
+		sub.resubscribed(push.GetPosition())
+		return
+	}
+	opts := c.cfg.serverSubscription
+	if push.GetPresenceEvents() {
+		// The backend asked for them; rejoins ask too.
+		opts.presenceEvents = true
+	}
+	sub := newSubscription(c, room, opts)
+	sub.subscribed(push.GetPosition())
+	c.subs[room] = sub
+	// On the reader goroutine, which the wait group counts: Add is safe.
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		sub.run(c.abandon)
+	}()
+	c.mu.Unlock()
+	c.serverSubs.push(sub)
+}
+
+// unsubscribed handles an Unsubscribed push on the reader goroutine: a
+// backend ended this connection's membership of a room. Its subscription
+// ends as after Leave.
+func (c *Client) unsubscribed(push *switchboardv1.Unsubscribed) {
+	c.mu.Lock()
+	sub := c.subs[push.GetRoom()]
+	delete(c.subs, push.GetRoom())
+	c.mu.Unlock()
+	if sub != nil {
+		sub.end(nil)
+	}
+}
+
 // subscription is the subscription of room, if joined.
 func (c *Client) subscription(room string) *Subscription {
 	c.mu.Lock()
@@ -499,6 +570,7 @@ func (c *Client) finish(code int, reason string, err error) {
 	}
 	c.directs.close()
 	c.notifications.close()
+	c.serverSubs.close()
 }
 
 // command sends a command once connected and returns its reply, within the

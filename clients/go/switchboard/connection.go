@@ -295,6 +295,10 @@ func (c *Client) dispatch(conn *connection, frame *switchboardv1.ServerFrame) {
 		if sub := c.subscription(ev.GetRoom()); sub != nil {
 			sub.presenceEvent(PresenceEvent{Kind: MemberLeft, Room: ev.GetRoom(), Member: ev.GetMember()})
 		}
+	case *switchboardv1.ServerFrame_Subscribed:
+		c.subscribed(kind.Subscribed)
+	case *switchboardv1.ServerFrame_Unsubscribed:
+		c.unsubscribed(kind.Unsubscribed)
 	case *switchboardv1.ServerFrame_DirectMessage:
 		m := kind.DirectMessage
 		c.directs.push(&DirectMessage{

@@ -23,13 +23,16 @@
 //     reconnects with full-jitter [Backoff], sends connect again and rejoins
 //     every room with since = the last delivered position, or ends the client
 //     after a terminal close code ([ShouldReconnect]).
-//   - subscription.go: a joined room. A bounded buffer between the reader and
-//     one delivery goroutine that hands messages to [Subscription.Messages]
-//     in offset order, once each, and reports each [Gap] in order.
+//   - subscription.go: a joined room, or one a backend subscribed the
+//     connection to ([Client.ServerSubscriptions]). A bounded buffer between
+//     the reader and one delivery goroutine that hands messages to
+//     [Subscription.Messages] in offset order, once each, and reports each
+//     [Gap] in order.
 //   - messages.go, registry.go: received values and typed application
 //     payloads ([TypeRegistry]).
 //   - queue.go: the bounded, drop-oldest channels of direct messages,
-//     notifications, presence events and state changes.
+//     notifications, server subscriptions, presence events and state
+//     changes.
 //   - errors.go, state.go, backoff.go, codes.go: error types, connection
 //     states, reconnect delays and the close-code policy.
 //

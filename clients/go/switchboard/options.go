@@ -34,6 +34,9 @@ type config struct {
 	maxInFlight    int
 	header         http.Header
 	logger         *slog.Logger
+	// serverSubscription configures the subscriptions of Subscribed
+	// pushes.
+	serverSubscription joinOptions
 }
 
 func defaultConfig() config {
@@ -98,7 +101,7 @@ func WithBackoff(b Backoff) Option {
 
 // WithBufferSize bounds every receive buffer (default 1024): each
 // subscription's undelivered messages and presence events, the direct
-// messages, notifications and state changes.
+// messages, notifications, server subscriptions and state changes.
 func WithBufferSize(n int) Option {
 	return func(c *config) { c.bufferSize = n }
 }
@@ -118,4 +121,18 @@ func WithHTTPHeader(h http.Header) Option {
 // nothing is logged).
 func WithLogger(logger *slog.Logger) Option {
 	return func(c *config) { c.logger = logger }
+}
+
+// WithServerSubscriptionOptions configures the subscriptions a backend makes
+// for this client (see [Client.ServerSubscriptions]) as opts configure a
+// [Client.Join]: [OnGap] is told about their gaps (Gap.Room says which).
+// Presence events follow the backend's choice, which the Subscribed push
+// carries, also when the room is rejoined after a reconnect;
+// [WithPresenceEvents] asks for them for every such subscription.
+func WithServerSubscriptionOptions(opts ...JoinOption) Option {
+	return func(c *config) {
+		for _, opt := range opts {
+			opt(&c.serverSubscription)
+		}
+	}
 }

@@ -132,6 +132,9 @@ func (c *Client) rejoin(ctx context.Context, conn *connection) error {
 		}
 		var se *ServerError
 		switch {
+		case CodeOf(r.err) == switchboardv1.ErrorCode_ERROR_CODE_ALREADY_JOINED:
+			// A backend subscribed this connection first (its Subscribed
+			// push was applied to the subscription): still a member.
 		case errors.As(r.err, &se) && !se.Temporary:
 			// This room cannot be rejoined (e.g. access was revoked).
 			c.log.Warn("switchboard: cannot rejoin a room", "room", j.sub.room, "error", r.err)

@@ -38,7 +38,8 @@ type item struct {
 	gap *Gap
 }
 
-// Subscription is a joined room. Receive its messages from Messages():
+// Subscription is a joined room: by [Client.Join], or by a backend (see
+// [Client.ServerSubscriptions]). Receive its messages from Messages():
 //
 //	for msg := range sub.Messages() {
 //		fmt.Println(msg.Offset, msg.Sender, msg.Text())
@@ -107,8 +108,8 @@ func newSubscription(c *Client, room string, o joinOptions) *Subscription {
 func (s *Subscription) Room() string { return s.room }
 
 // Messages is the room's messages, in offset order, once each. The channel
-// is closed when the subscription ends: after [Subscription.Leave] (once the
-// buffered messages are received), after the server closed the client for
+// is closed when the subscription ends: after [Subscription.Leave] or a
+// backend's unsubscribe (once the buffered messages are received), after the server closed the client for
 // good (likewise; see [Subscription.Err]), or at [Client.Close] (at once:
 // messages not yet received are dropped). The same channel is returned
 // every time.
@@ -138,15 +139,15 @@ func (s *Subscription) Recovered() bool {
 }
 
 // Active reports whether the subscription still receives messages: true
-// until it is left or the client closes.
+// until it is left (or a backend unsubscribes it) or the client closes.
 func (s *Subscription) Active() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return !s.ended
 }
 
-// Err is why the subscription ended: nil while it is active and after Leave
-// or Close; a [*ClosedError] when the server closed the client for good; a
+// Err is why the subscription ended: nil while it is active and after
+// Leave, a backend's unsubscribe or Close; a [*ClosedError] when the server closed the client for good; a
 // [*ServerError] when the room could not be rejoined after a reconnect.
 func (s *Subscription) Err() error {
 	s.mu.Lock()
@@ -188,6 +189,31 @@ func (s *Subscription) joined(reply *switchboardv1.JoinReply, since *switchboard
 		return
 	}
 	s.offset, s.epoch = reply.GetPosition().GetOffset(), reply.GetPosition().GetEpoch()
+}
+
+// subscribed starts a subscription of a Subscribed push at position: the
+// messages after it follow.
+func (s *Subscription) subscribed(position *switchboardv1.StreamPosition) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offset, s.epoch = position.GetOffset(), position.GetEpoch()
+}
+
+// resubscribed applies a Subscribed push for a room this subscription
+// already has: the connection had no membership (a backend subscribed a
+// new connection before it was rejoined), and messages now follow from
+// position. What lies between the last message taken in and position is
+// reported as a gap, as a rejoin that could not recover.
+func (s *Subscription) resubscribed(position *switchboardv1.StreamPosition) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if position.GetEpoch() == s.epoch && position.GetOffset() <= s.offset {
+		return // nothing missed; the overlap is deduplicated
+	}
+	next := &switchboardv1.StreamPosition{Offset: position.GetOffset(), Epoch: position.GetEpoch()}
+	gap := &Gap{Room: s.room, Reason: GapRecoveryFailed, LastOffset: s.offset, Epoch: s.epoch, Position: next}
+	s.offset, s.epoch = next.Offset, next.Epoch
+	s.pushLocked(item{gap: gap})
 }
 
 // rejoined applies the reply to the join that resumed after a reconnect.

@@ -66,7 +66,13 @@ def server_binary() -> Path:
 class Server:
     """One `switchboard serve` process."""
 
-    def __init__(self, *, env: dict[str, str] | None = None, listen: str = "127.0.0.1:0") -> None:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str] | None = None,
+        listen: str = "127.0.0.1:0",
+        config: Path | None = None,
+    ) -> None:
         binary = server_binary()
         if not binary.exists():
             raise RuntimeError(f"server binary not found: {binary} (set SWITCHBOARD_BIN)")
@@ -77,7 +83,13 @@ class Server:
         # Server logs, shown when it fails to start.
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by kill())
         self.process = subprocess.Popen(
-            [str(binary), "serve", "--listen", listen],
+            [
+                str(binary),
+                "serve",
+                "--listen",
+                listen,
+                *(["--config", str(config)] if config is not None else []),
+            ],
             stdout=subprocess.PIPE,
             stderr=self._log,
             stdin=subprocess.DEVNULL,
@@ -101,6 +113,7 @@ class Server:
             raise RuntimeError(f"unexpected first line {first!r}: {logs}")
         self.host, self.port = match.group(1), int(match.group(2))
         self.url = f"ws://{self.host}:{self.port}/ws"
+        self.http_url = f"http://{self.host}:{self.port}"
 
     def _first_line(self, lines: queue.Queue[str]) -> str:
         deadline = time.monotonic() + STARTUP_TIMEOUT

@@ -31,7 +31,7 @@ import {
 import type { ClientFrame, ServerFrame } from "./gen/switchboard/v1/envelope_pb.js";
 import { ClientFrameSchema, ServerFrameSchema } from "./gen/switchboard/v1/envelope_pb.js";
 import { ErrorCode } from "./gen/switchboard/v1/errors_pb.js";
-import type { Disconnect } from "./gen/switchboard/v1/pushes_pb.js";
+import type { Disconnect, Subscribed } from "./gen/switchboard/v1/pushes_pb.js";
 import type { Member, StreamPosition } from "./gen/switchboard/v1/types_pb.js";
 import { StreamPositionSchema } from "./gen/switchboard/v1/types_pb.js";
 import { testHooks } from "./internal.js";
@@ -108,6 +108,16 @@ export interface ClientEvents {
   notification: ReceivedNotification;
   /** The server reported an error not tied to a command (request id 0). */
   error: SwitchboardError;
+  /**
+   * A backend subscribed this connection to a room through the HTTP API
+   * (`PUT /api/v1/users/{user}/rooms/{room}`, a `Subscribed` push): the
+   * subscription, like one {@link Client.join} returns, yields the room's
+   * messages published after the pushed position, is rejoined after
+   * reconnects, and ends when a backend unsubscribes the connection (an
+   * `Unsubscribed` push) or the app calls `leave()`. Not emitted for a room
+   * the client has already joined (its subscription continues).
+   */
+  subscribed: Subscription;
 }
 
 /** Bounds of a history page (see `HistoryRequest`). */
@@ -226,7 +236,7 @@ export class Client extends Emitter<ClientEvents> {
   /** Failed attempts since the last successful connection. */
   private attempt = 0;
   private reconnectTimer: Timer | undefined;
-  /** Joined rooms, rejoined after every reconnect. */
+  /** Joined rooms (the app's and the server-side ones), rejoined after every reconnect. */
   private readonly subs = new Map<string, Subscription>();
   /** Rooms whose first join is in flight. */
   private readonly joining = new Map<string, Subscription>();
@@ -330,7 +340,7 @@ export class Client extends Emitter<ClientEvents> {
     }
     this.ensureOpen();
     const sub = new Subscription(this.owner, room, presenceEvents, this.bufferSize);
-    sub.beginJoin();
+    sub.beginJoin(since);
     this.joining.set(room, sub);
     try {
       // Applied synchronously with the reply so that no push of the room can
@@ -345,6 +355,12 @@ export class Client extends Emitter<ClientEvents> {
     } catch (err) {
       if (this.joining.get(room) === sub) {
         this.joining.delete(room);
+      }
+      if (this.subs.get(room) === sub && sub.active) {
+        // A backend subscribed the connection to the room before the server
+        // got this join (which it refused with ALREADY_JOINED): the
+        // `Subscribed` push made the subscription live.
+        return sub;
       }
       sub.end();
       throw err;
@@ -608,7 +624,7 @@ export class Client extends Emitter<ClientEvents> {
 
   private async rejoin(conn: Connection, sub: Subscription): Promise<void> {
     const since = sub.resumePosition();
-    sub.beginJoin();
+    sub.beginJoin(since, true);
     try {
       await this.send(
         conn,
@@ -623,6 +639,11 @@ export class Client extends Emitter<ClientEvents> {
     } catch (err) {
       if (conn !== this.conn || conn.closed || !sub.active) {
         return; // The connection went away: the next one rejoins.
+      }
+      if (!sub.joinPending) {
+        // A `Subscribed` push for the room came first and stood for the
+        // reply: the server refused this rejoin with ALREADY_JOINED.
+        return;
       }
       if (err instanceof ServerError && !err.temporary) {
         // The room cannot be joined any more (e.g. permission revoked).
@@ -722,6 +743,18 @@ export class Client extends Emitter<ClientEvents> {
       case "memberLeft":
         this.subs.get(kind.value.room)?.event("memberLeft", kind.value);
         break;
+      case "subscribed":
+        this.subscribed(kind.value);
+        break;
+      case "unsubscribed": {
+        // Ended as by `leave()`; a later `join` of the room starts afresh.
+        const sub = this.subs.get(kind.value.room);
+        if (sub) {
+          this.subs.delete(kind.value.room);
+          sub.end();
+        }
+        break;
+      }
       case "disconnect":
         conn.disconnect = kind.value;
         break;
@@ -732,6 +765,37 @@ export class Client extends Emitter<ClientEvents> {
         // Unknown push kinds are ignored (forward compatibility).
         break;
     }
+  }
+
+  /**
+   * A backend made this connection a member of a room (HTTP API). The room's
+   * messages after `position` follow, as after a join reply.
+   */
+  private subscribed(push: Subscribed): void {
+    if (this.isShutDown()) {
+      return;
+    }
+    const room = push.room;
+    const existing = this.subs.get(room) ?? this.joining.get(room);
+    if (existing) {
+      // The server ignores a subscription for a room the connection is a
+      // member of, so a live subscription stays as it is. But when the app's
+      // join (or a rejoin) of the room is still waiting, the server took the
+      // subscription first and will refuse that join with ALREADY_JOINED:
+      // this push is its reply.
+      if (existing.joinPending) {
+        if (this.joining.get(room) === existing) {
+          this.joining.delete(room);
+          this.subs.set(room, existing);
+        }
+        existing.applySubscribed(push);
+      }
+      return;
+    }
+    const sub = new Subscription(this.owner, room, push.presenceEvents, this.bufferSize);
+    this.subs.set(room, sub);
+    sub.applySubscribed(push);
+    this.emit("subscribed", sub);
   }
 
   /** Drops a connection at once, without a close handshake; handled like a close 1006. */

@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { JoinReply, PublishReply } from "./gen/switchboard/v1/commands_pb.js";
-import type { MemberJoined, MemberLeft, RoomMessage } from "./gen/switchboard/v1/pushes_pb.js";
+import { JoinReplySchema } from "./gen/switchboard/v1/commands_pb.js";
+import type { MemberJoined, MemberLeft, RoomMessage, Subscribed } from "./gen/switchboard/v1/pushes_pb.js";
 import type { StreamPosition } from "./gen/switchboard/v1/types_pb.js";
 import { StreamPositionSchema } from "./gen/switchboard/v1/types_pb.js";
 import { Emitter } from "./emitter.js";
@@ -56,7 +57,10 @@ export interface SubscriptionEvents {
    * `client.history(room, { after: lastOffset })`. Listeners saw them all.
    */
   overflow: { lastOffset: bigint; epoch: string };
-  /** The subscription ended: left, client closed, or ended by `error`. */
+  /**
+   * The subscription ended: left, unsubscribed by a backend, client closed,
+   * or ended by `error`.
+   */
   closed: { error?: Error };
 }
 
@@ -68,7 +72,9 @@ export interface SubscriptionOwner {
 }
 
 /**
- * A joined room. Iterate it (`for await (const msg of sub)`) to read its
+ * A joined room: returned by `Client.join`, or handed to the client's
+ * `subscribed` listeners when a backend subscribed the connection to the
+ * room (HTTP API). Iterate it (`for await (const msg of sub)`) to read its
  * messages, or listen to its events; both see every message once, in offset
  * order. Use one iterator at a time; breaking out of the loop does not leave
  * the room (call `leave()`).
@@ -83,10 +89,9 @@ export interface SubscriptionOwner {
 export class Subscription extends Emitter<SubscriptionEvents> implements AsyncIterable<ReceivedMessage> {
   /** The room. */
   readonly room: string;
-  /** Whether presence events were asked for. */
-  readonly presenceEvents: boolean;
 
   private readonly owner: SubscriptionOwner;
+  private presence: boolean;
   private readonly queue: BoundedQueue<ReceivedMessage | OverflowMark>;
   /** Offset of the last message delivered to the app: recovery restarts after it. */
   private lastOffset = 0n;
@@ -99,6 +104,9 @@ export class Subscription extends Emitter<SubscriptionEvents> implements AsyncIt
   /** Whether live pushes were dropped because `held` was full. */
   private heldOverflow = false;
   private joining = true;
+  /** The `since` of the join in flight, and whether it is a rejoin (for a `Subscribed` push). */
+  private pendingSince: StreamPosition | undefined = undefined;
+  private pendingRejoin = false;
   private ended = false;
 
   /** @internal */
@@ -106,8 +114,17 @@ export class Subscription extends Emitter<SubscriptionEvents> implements AsyncIt
     super();
     this.owner = owner;
     this.room = room;
-    this.presenceEvents = presenceEvents;
+    this.presence = presenceEvents;
     this.queue = new BoundedQueue(bufferSize);
+  }
+
+  /**
+   * Whether presence events were asked for: by the app's `join`, or by the
+   * backend that subscribed the connection (see the client's `subscribed`
+   * event). Rejoins after a reconnect ask for the same.
+   */
+  get presenceEvents(): boolean {
+    return this.presence;
   }
 
   /** Position of the last message delivered (offset 0 before any). */
@@ -169,11 +186,36 @@ export class Subscription extends Emitter<SubscriptionEvents> implements AsyncIt
     return this.epoch === "" && this.lastOffset === 0n ? undefined : this.position;
   }
 
-  /** A join (initial or rejoin) is about to be sent: hold live pushes until its reply. @internal */
-  beginJoin(): void {
+  /**
+   * A join (initial or rejoin) asking to recover from `since` is about to be
+   * sent: hold live pushes until its reply. @internal
+   */
+  beginJoin(since?: StreamPosition, rejoin = false): void {
     this.joining = true;
+    this.pendingSince = since;
+    this.pendingRejoin = rejoin;
     this.held = [];
     this.heldOverflow = false;
+  }
+
+  /** Whether a join is in flight (no reply applied since `beginJoin`). @internal */
+  get joinPending(): boolean {
+    return this.joining;
+  }
+
+  /**
+   * Applies a `Subscribed` push: a backend made the connection a member of
+   * the room at `position` (HTTP API), with or without presence events. For
+   * a new subscription it is the start; while a join of the room is in
+   * flight, the server took the subscription first and refuses that join
+   * (ALREADY_JOINED), so the push stands for its reply: the membership is
+   * the backend's, and nothing after the join's `since` is recovered (a
+   * rejoin reports `recoveryFailed`). @internal
+   */
+  applySubscribed(push: Subscribed): void {
+    this.presence = push.presenceEvents;
+    const position = push.position;
+    this.applyJoin(create(JoinReplySchema, { position, recovered: false }), this.pendingSince, this.pendingRejoin);
   }
 
   /**
@@ -199,6 +241,8 @@ export class Subscription extends Emitter<SubscriptionEvents> implements AsyncIt
       if (this.deliver(m)) delivered++;
     }
     this.joining = false;
+    this.pendingSince = undefined;
+    this.pendingRejoin = false;
     const held = this.held;
     this.held = [];
     for (const m of held) {

@@ -5,10 +5,12 @@
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import type { RawData } from "ws";
 import type { Emitter } from "../src/emitter.js";
 import type { Client, ClientEvents, Subscription, SubscriptionEvents } from "../src/index.js";
 
@@ -51,15 +53,27 @@ process.on("exit", () => {
   }
 });
 
-/** Starts `switchboard serve` and waits for its "listening" line. */
+/**
+ * Starts `switchboard serve` and waits for its "listening" line. `config` is
+ * the text of a TOML configuration file, written to a temporary directory and
+ * passed with `--config`.
+ */
 export async function startServer(
-  options: { env?: Record<string, string>; port?: number } = {},
+  options: { env?: Record<string, string>; port?: number; config?: string } = {},
 ): Promise<TestServer> {
   const bin = serverBinary();
   if (!existsSync(bin)) {
     throw new Error(`server binary not found: ${bin} (set SWITCHBOARD_BIN)`);
   }
-  const child = spawn(bin, ["serve", "--listen", `127.0.0.1:${options.port ?? 0}`], {
+  const args = ["serve", "--listen", `127.0.0.1:${options.port ?? 0}`];
+  if (options.config !== undefined) {
+    const dir = mkdtempSync(join(tmpdir(), "switchboard-ts-"));
+    const file = join(dir, "switchboard.toml");
+    writeFileSync(file, options.config);
+    args.push("--config", file);
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  }
+  const child = spawn(bin, args, {
     env: {
       // The server reads every SWITCHBOARD_* variable as configuration and
       // refuses unknown keys (SWITCHBOARD_BIN among them): pass none through.
@@ -130,6 +144,37 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * Sends SIGSTOP and waits (bounded) until every thread of the process is
+ * stopped: the signal takes effect asynchronously, and a thread still running
+ * could answer a frame sent right after `kill`. Where `/proc` is missing it
+ * only sends the signal.
+ */
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  child.kill("SIGSTOP");
+  const tasks = `/proc/${child.pid ?? 0}/task`;
+  if (!existsSync(tasks)) {
+    return;
+  }
+  const stopped = () =>
+    readdirSync(tasks).every((t) => {
+      try {
+        // The state follows the parenthesised command name: "pid (comm) S ...".
+        const stat = readFileSync(`${tasks}/${t}/stat`, "utf8");
+        return /^[Tt]$/.test(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? "");
+      } catch {
+        return true; // The thread exited.
+      }
+    });
+  const deadline = Date.now() + 2000;
+  while (!stopped()) {
+    if (Date.now() > deadline) {
+      throw new Error(`process ${child.pid ?? "?"} did not stop after SIGSTOP`);
+    }
+    await sleep(1);
+  }
+}
+
 /** Resolves after `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((res) => setTimeout(res, ms));
@@ -180,6 +225,17 @@ export async function take<T>(iterable: AsyncIterable<T>, n: number, timeoutMs: 
     out.push(r.value);
   }
   return out;
+}
+
+/** The bytes of a frame received by a `ws` WebSocket. */
+export function rawBytes(data: RawData): Uint8Array {
+  if (data instanceof ArrayBuffer) {
+    return new Uint8Array(data);
+  }
+  if (Array.isArray(data)) {
+    return Buffer.concat(data);
+  }
+  return data;
 }
 
 /** An HS256 JWT, as the server expects (`sub`, optional `exp` in seconds). */

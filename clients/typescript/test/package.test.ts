@@ -49,7 +49,7 @@ test("package: self-import through the exports map gives the node build", async 
   };
   assert.equal(pkg.dependencies["@bufbuild/protobuf"], "2.17.0", "runtime pinned to the generator's version");
   const mod = (await import(pkg.name)) as Record<string, unknown>;
-  for (const name of ["Client", "Subscription", "ServerError", "TimeoutError", "ConnectionError", "ErrorCode", "CloseCode", "ClientFrameSchema", "RoomMessageSchema", "PayloadSchema"]) {
+  for (const name of ["Client", "Subscription", "ServerError", "TimeoutError", "ConnectionError", "ErrorCode", "CloseCode", "ClientFrameSchema", "RoomMessageSchema", "PayloadSchema", "ServerApi", "ServerApiError", "ApiPublishRequestSchema", "RoomInfoSchema"]) {
     assert.ok(name in mod, `exports ${name}`);
   }
   assert.ok(!("testHooks" in mod), "test hooks are not exported");
@@ -57,7 +57,7 @@ test("package: self-import through the exports map gives the node build", async 
 
 test("package: declarations hide internals", () => {
   const dts = readFileSync(join(dist, "subscription.d.ts"), "utf8");
-  for (const internal of ["applyJoin", "beginJoin", "resumePosition", "deliver("]) {
+  for (const internal of ["applyJoin", "applySubscribed", "beginJoin", "joinPending", "resumePosition", "deliver("]) {
     assert.ok(!dts.includes(internal), `${internal} is @internal`);
   }
   assert.ok(existsSync(join(dist, "index.d.ts")));

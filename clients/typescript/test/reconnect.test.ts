@@ -10,7 +10,7 @@ import { WebSocket as NodeWebSocket } from "ws";
 import { Client, ConnectionError, ErrorCode, ServerError, TimeoutError } from "../src/node.js";
 import type { StateChange } from "../src/node.js";
 import { testHooks } from "../src/internal.js";
-import { jwt, nextEvent, sleep, startServer, take, withTimeout } from "./helpers.js";
+import { jwt, nextEvent, sleep, startServer, stopProcess, take, withTimeout } from "./helpers.js";
 
 function hooks(client: Client) {
   const h = testHooks.get(client);
@@ -186,7 +186,7 @@ test("commands time out: a stopped server, and waiting for a connection that doe
   const c = await Client.connect(server.url, { name: "patient" }, { commandTimeoutMs: 400, backoff: { baseMs: 100, maxMs: 200 } });
   try {
     await c.join("t");
-    server.process.kill("SIGSTOP");
+    await stopProcess(server.process);
     const started = Date.now();
     const err = await c.publish("t", "lost in time").catch((e: unknown) => e);
     const elapsed = Date.now() - started;

@@ -74,6 +74,7 @@ describe("close codes", () => {
       CloseCode.CONNECT_TIMEOUT,
       CloseCode.IDLE_TIMEOUT,
       CloseCode.RATE_LIMITED,
+      CloseCode.INSUFFICIENT_STATE,
     ]);
     for (const value of Object.values(CloseCode)) {
       if (typeof value !== "number" || value === CloseCode.UNSPECIFIED) continue;

@@ -287,6 +287,8 @@ type ServerFrame struct {
 	//	*ServerFrame_MemberLeft
 	//	*ServerFrame_Disconnect
 	//	*ServerFrame_Refresh
+	//	*ServerFrame_Subscribed
+	//	*ServerFrame_Unsubscribed
 	Kind          isServerFrame_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -480,6 +482,24 @@ func (x *ServerFrame) GetRefresh() *RefreshReply {
 	return nil
 }
 
+func (x *ServerFrame) GetSubscribed() *Subscribed {
+	if x != nil {
+		if x, ok := x.Kind.(*ServerFrame_Subscribed); ok {
+			return x.Subscribed
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetUnsubscribed() *Unsubscribed {
+	if x != nil {
+		if x, ok := x.Kind.(*ServerFrame_Unsubscribed); ok {
+			return x.Unsubscribed
+		}
+	}
+	return nil
+}
+
 type isServerFrame_Kind interface {
 	isServerFrame_Kind()
 }
@@ -566,6 +586,16 @@ type ServerFrame_Refresh struct {
 	Refresh *RefreshReply `protobuf:"bytes,17,opt,name=refresh,proto3,oneof"`
 }
 
+type ServerFrame_Subscribed struct {
+	// Push: a backend subscribed this connection to a room.
+	Subscribed *Subscribed `protobuf:"bytes,18,opt,name=subscribed,proto3,oneof"`
+}
+
+type ServerFrame_Unsubscribed struct {
+	// Push: a backend unsubscribed this connection from a room.
+	Unsubscribed *Unsubscribed `protobuf:"bytes,19,opt,name=unsubscribed,proto3,oneof"`
+}
+
 func (*ServerFrame_Error) isServerFrame_Kind() {}
 
 func (*ServerFrame_Connect) isServerFrame_Kind() {}
@@ -598,6 +628,10 @@ func (*ServerFrame_Disconnect) isServerFrame_Kind() {}
 
 func (*ServerFrame_Refresh) isServerFrame_Kind() {}
 
+func (*ServerFrame_Subscribed) isServerFrame_Kind() {}
+
+func (*ServerFrame_Unsubscribed) isServerFrame_Kind() {}
+
 var File_switchboard_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_switchboard_v1_envelope_proto_rawDesc = "" +
@@ -615,7 +649,7 @@ const file_switchboard_v1_envelope_proto_rawDesc = "" +
 	"\x04ping\x18\t \x01(\v2\x1b.switchboard.v1.PingRequestH\x00R\x04ping\x12:\n" +
 	"\arefresh\x18\n" +
 	" \x01(\v2\x1e.switchboard.v1.RefreshRequestH\x00R\arefreshB\t\n" +
-	"\acommand\"\xcd\a\n" +
+	"\acommand\"\xcf\b\n" +
 	"\vServerFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12-\n" +
 	"\x05error\x18\x02 \x01(\v2\x15.switchboard.v1.ErrorH\x00R\x05error\x128\n" +
@@ -637,7 +671,11 @@ const file_switchboard_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"disconnect\x18\x10 \x01(\v2\x1a.switchboard.v1.DisconnectH\x00R\n" +
 	"disconnect\x128\n" +
-	"\arefresh\x18\x11 \x01(\v2\x1c.switchboard.v1.RefreshReplyH\x00R\arefreshB\x06\n" +
+	"\arefresh\x18\x11 \x01(\v2\x1c.switchboard.v1.RefreshReplyH\x00R\arefresh\x12<\n" +
+	"\n" +
+	"subscribed\x18\x12 \x01(\v2\x1a.switchboard.v1.SubscribedH\x00R\n" +
+	"subscribed\x12B\n" +
+	"\funsubscribed\x18\x13 \x01(\v2\x1c.switchboard.v1.UnsubscribedH\x00R\funsubscribedB\x06\n" +
 	"\x04kindB\xcf\x01\n" +
 	"\x12dev.switchboard.v1B\rEnvelopeProtoP\x01ZQgithub.com/switchboard-rt/switchboard/clients/go/gen/switchboard/v1;switchboardv1\xa2\x02\x03SXX\xaa\x02\x0eSwitchboard.V1\xca\x02\x0eSwitchboard\\V1\xe2\x02\x1aSwitchboard\\V1\\GPBMetadata\xea\x02\x0fSwitchboard::V1b\x06proto3"
 
@@ -682,6 +720,8 @@ var file_switchboard_v1_envelope_proto_goTypes = []any{
 	(*MemberLeft)(nil),      // 24: switchboard.v1.MemberLeft
 	(*Disconnect)(nil),      // 25: switchboard.v1.Disconnect
 	(*RefreshReply)(nil),    // 26: switchboard.v1.RefreshReply
+	(*Subscribed)(nil),      // 27: switchboard.v1.Subscribed
+	(*Unsubscribed)(nil),    // 28: switchboard.v1.Unsubscribed
 }
 var file_switchboard_v1_envelope_proto_depIdxs = []int32{
 	2,  // 0: switchboard.v1.ClientFrame.connect:type_name -> switchboard.v1.ConnectRequest
@@ -709,11 +749,13 @@ var file_switchboard_v1_envelope_proto_depIdxs = []int32{
 	24, // 22: switchboard.v1.ServerFrame.member_left:type_name -> switchboard.v1.MemberLeft
 	25, // 23: switchboard.v1.ServerFrame.disconnect:type_name -> switchboard.v1.Disconnect
 	26, // 24: switchboard.v1.ServerFrame.refresh:type_name -> switchboard.v1.RefreshReply
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	27, // 25: switchboard.v1.ServerFrame.subscribed:type_name -> switchboard.v1.Subscribed
+	28, // 26: switchboard.v1.ServerFrame.unsubscribed:type_name -> switchboard.v1.Unsubscribed
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_v1_envelope_proto_init() }
@@ -752,6 +794,8 @@ func file_switchboard_v1_envelope_proto_init() {
 		(*ServerFrame_MemberLeft)(nil),
 		(*ServerFrame_Disconnect)(nil),
 		(*ServerFrame_Refresh)(nil),
+		(*ServerFrame_Subscribed)(nil),
+		(*ServerFrame_Unsubscribed)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

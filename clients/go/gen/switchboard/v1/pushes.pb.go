@@ -373,6 +373,121 @@ func (x *MemberLeft) GetMember() *Member {
 	return nil
 }
 
+// A backend subscribed this connection to a room through the HTTP API. The
+// room's messages after `position` follow, as after a `join`; the
+// connection is a member until it leaves, is unsubscribed or disconnects.
+type Subscribed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The room.
+	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// The room's newest offset and epoch when the subscription began.
+	Position *StreamPosition `protobuf:"bytes,2,opt,name=position,proto3" json:"position,omitempty"`
+	// Whether the connection gets `MemberJoined` / `MemberLeft` pushes for the
+	// room (as the backend asked); a client rejoining after a reconnect asks
+	// for the same.
+	PresenceEvents bool `protobuf:"varint,3,opt,name=presence_events,json=presenceEvents,proto3" json:"presence_events,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Subscribed) Reset() {
+	*x = Subscribed{}
+	mi := &file_switchboard_v1_pushes_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Subscribed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Subscribed) ProtoMessage() {}
+
+func (x *Subscribed) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_pushes_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
+func (*Subscribed) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_pushes_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Subscribed) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *Subscribed) GetPosition() *StreamPosition {
+	if x != nil {
+		return x.Position
+	}
+	return nil
+}
+
+func (x *Subscribed) GetPresenceEvents() bool {
+	if x != nil {
+		return x.PresenceEvents
+	}
+	return false
+}
+
+// A backend unsubscribed this connection from a room through the HTTP API;
+// no more of its messages are pushed.
+type Unsubscribed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The room.
+	Room          string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Unsubscribed) Reset() {
+	*x = Unsubscribed{}
+	mi := &file_switchboard_v1_pushes_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Unsubscribed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Unsubscribed) ProtoMessage() {}
+
+func (x *Unsubscribed) ProtoReflect() protoreflect.Message {
+	mi := &file_switchboard_v1_pushes_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Unsubscribed.ProtoReflect.Descriptor instead.
+func (*Unsubscribed) Descriptor() ([]byte, []int) {
+	return file_switchboard_v1_pushes_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Unsubscribed) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
 // The server is closing the connection. The WebSocket Close frame with the
 // same code follows; see `CloseCode` for the meaning of each code.
 type Disconnect struct {
@@ -389,7 +504,7 @@ type Disconnect struct {
 
 func (x *Disconnect) Reset() {
 	*x = Disconnect{}
-	mi := &file_switchboard_v1_pushes_proto_msgTypes[5]
+	mi := &file_switchboard_v1_pushes_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -401,7 +516,7 @@ func (x *Disconnect) String() string {
 func (*Disconnect) ProtoMessage() {}
 
 func (x *Disconnect) ProtoReflect() protoreflect.Message {
-	mi := &file_switchboard_v1_pushes_proto_msgTypes[5]
+	mi := &file_switchboard_v1_pushes_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -414,7 +529,7 @@ func (x *Disconnect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Disconnect.ProtoReflect.Descriptor instead.
 func (*Disconnect) Descriptor() ([]byte, []int) {
-	return file_switchboard_v1_pushes_proto_rawDescGZIP(), []int{5}
+	return file_switchboard_v1_pushes_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Disconnect) GetCode() uint32 {
@@ -466,7 +581,14 @@ const file_switchboard_v1_pushes_proto_rawDesc = "" +
 	"\n" +
 	"MemberLeft\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12.\n" +
-	"\x06member\x18\x02 \x01(\v2\x16.switchboard.v1.MemberR\x06member\"V\n" +
+	"\x06member\x18\x02 \x01(\v2\x16.switchboard.v1.MemberR\x06member\"\x85\x01\n" +
+	"\n" +
+	"Subscribed\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12:\n" +
+	"\bposition\x18\x02 \x01(\v2\x1e.switchboard.v1.StreamPositionR\bposition\x12'\n" +
+	"\x0fpresence_events\x18\x03 \x01(\bR\x0epresenceEvents\"\"\n" +
+	"\fUnsubscribed\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\"V\n" +
 	"\n" +
 	"Disconnect\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x16\n" +
@@ -486,28 +608,32 @@ func file_switchboard_v1_pushes_proto_rawDescGZIP() []byte {
 	return file_switchboard_v1_pushes_proto_rawDescData
 }
 
-var file_switchboard_v1_pushes_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_switchboard_v1_pushes_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_switchboard_v1_pushes_proto_goTypes = []any{
-	(*RoomMessage)(nil),   // 0: switchboard.v1.RoomMessage
-	(*DirectMessage)(nil), // 1: switchboard.v1.DirectMessage
-	(*Notification)(nil),  // 2: switchboard.v1.Notification
-	(*MemberJoined)(nil),  // 3: switchboard.v1.MemberJoined
-	(*MemberLeft)(nil),    // 4: switchboard.v1.MemberLeft
-	(*Disconnect)(nil),    // 5: switchboard.v1.Disconnect
-	(*Payload)(nil),       // 6: switchboard.v1.Payload
-	(*Member)(nil),        // 7: switchboard.v1.Member
+	(*RoomMessage)(nil),    // 0: switchboard.v1.RoomMessage
+	(*DirectMessage)(nil),  // 1: switchboard.v1.DirectMessage
+	(*Notification)(nil),   // 2: switchboard.v1.Notification
+	(*MemberJoined)(nil),   // 3: switchboard.v1.MemberJoined
+	(*MemberLeft)(nil),     // 4: switchboard.v1.MemberLeft
+	(*Subscribed)(nil),     // 5: switchboard.v1.Subscribed
+	(*Unsubscribed)(nil),   // 6: switchboard.v1.Unsubscribed
+	(*Disconnect)(nil),     // 7: switchboard.v1.Disconnect
+	(*Payload)(nil),        // 8: switchboard.v1.Payload
+	(*Member)(nil),         // 9: switchboard.v1.Member
+	(*StreamPosition)(nil), // 10: switchboard.v1.StreamPosition
 }
 var file_switchboard_v1_pushes_proto_depIdxs = []int32{
-	6, // 0: switchboard.v1.RoomMessage.payload:type_name -> switchboard.v1.Payload
-	6, // 1: switchboard.v1.DirectMessage.payload:type_name -> switchboard.v1.Payload
-	6, // 2: switchboard.v1.Notification.payload:type_name -> switchboard.v1.Payload
-	7, // 3: switchboard.v1.MemberJoined.member:type_name -> switchboard.v1.Member
-	7, // 4: switchboard.v1.MemberLeft.member:type_name -> switchboard.v1.Member
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	8,  // 0: switchboard.v1.RoomMessage.payload:type_name -> switchboard.v1.Payload
+	8,  // 1: switchboard.v1.DirectMessage.payload:type_name -> switchboard.v1.Payload
+	8,  // 2: switchboard.v1.Notification.payload:type_name -> switchboard.v1.Payload
+	9,  // 3: switchboard.v1.MemberJoined.member:type_name -> switchboard.v1.Member
+	9,  // 4: switchboard.v1.MemberLeft.member:type_name -> switchboard.v1.Member
+	10, // 5: switchboard.v1.Subscribed.position:type_name -> switchboard.v1.StreamPosition
+	6,  // [6:6] is the sub-list for method output_type
+	6,  // [6:6] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_switchboard_v1_pushes_proto_init() }
@@ -522,7 +648,7 @@ func file_switchboard_v1_pushes_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchboard_v1_pushes_proto_rawDesc), len(file_switchboard_v1_pushes_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -33,7 +33,7 @@ class ClientFrame(_message.Message):
     def __init__(self, id: _Optional[int] = ..., connect: _Optional[_Union[_commands_pb2.ConnectRequest, _Mapping]] = ..., join: _Optional[_Union[_commands_pb2.JoinRequest, _Mapping]] = ..., leave: _Optional[_Union[_commands_pb2.LeaveRequest, _Mapping]] = ..., publish: _Optional[_Union[_commands_pb2.PublishRequest, _Mapping]] = ..., direct: _Optional[_Union[_commands_pb2.DirectRequest, _Mapping]] = ..., history: _Optional[_Union[_commands_pb2.HistoryRequest, _Mapping]] = ..., presence: _Optional[_Union[_commands_pb2.PresenceRequest, _Mapping]] = ..., ping: _Optional[_Union[_commands_pb2.PingRequest, _Mapping]] = ..., refresh: _Optional[_Union[_commands_pb2.RefreshRequest, _Mapping]] = ...) -> None: ...
 
 class ServerFrame(_message.Message):
-    __slots__ = ("id", "error", "connect", "join", "leave", "publish", "direct", "history", "presence", "ping", "message", "direct_message", "notification", "member_joined", "member_left", "disconnect", "refresh")
+    __slots__ = ("id", "error", "connect", "join", "leave", "publish", "direct", "history", "presence", "ping", "message", "direct_message", "notification", "member_joined", "member_left", "disconnect", "refresh", "subscribed", "unsubscribed")
     ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     CONNECT_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +51,8 @@ class ServerFrame(_message.Message):
     MEMBER_LEFT_FIELD_NUMBER: _ClassVar[int]
     DISCONNECT_FIELD_NUMBER: _ClassVar[int]
     REFRESH_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
+    UNSUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
     id: int
     error: _errors_pb2.Error
     connect: _commands_pb2.ConnectReply
@@ -68,4 +70,6 @@ class ServerFrame(_message.Message):
     member_left: _pushes_pb2.MemberLeft
     disconnect: _pushes_pb2.Disconnect
     refresh: _commands_pb2.RefreshReply
-    def __init__(self, id: _Optional[int] = ..., error: _Optional[_Union[_errors_pb2.Error, _Mapping]] = ..., connect: _Optional[_Union[_commands_pb2.ConnectReply, _Mapping]] = ..., join: _Optional[_Union[_commands_pb2.JoinReply, _Mapping]] = ..., leave: _Optional[_Union[_commands_pb2.LeaveReply, _Mapping]] = ..., publish: _Optional[_Union[_commands_pb2.PublishReply, _Mapping]] = ..., direct: _Optional[_Union[_commands_pb2.DirectReply, _Mapping]] = ..., history: _Optional[_Union[_commands_pb2.HistoryReply, _Mapping]] = ..., presence: _Optional[_Union[_commands_pb2.PresenceReply, _Mapping]] = ..., ping: _Optional[_Union[_commands_pb2.PingReply, _Mapping]] = ..., message: _Optional[_Union[_pushes_pb2.RoomMessage, _Mapping]] = ..., direct_message: _Optional[_Union[_pushes_pb2.DirectMessage, _Mapping]] = ..., notification: _Optional[_Union[_pushes_pb2.Notification, _Mapping]] = ..., member_joined: _Optional[_Union[_pushes_pb2.MemberJoined, _Mapping]] = ..., member_left: _Optional[_Union[_pushes_pb2.MemberLeft, _Mapping]] = ..., disconnect: _Optional[_Union[_pushes_pb2.Disconnect, _Mapping]] = ..., refresh: _Optional[_Union[_commands_pb2.RefreshReply, _Mapping]] = ...) -> None: ...
+    subscribed: _pushes_pb2.Subscribed
+    unsubscribed: _pushes_pb2.Unsubscribed
+    def __init__(self, id: _Optional[int] = ..., error: _Optional[_Union[_errors_pb2.Error, _Mapping]] = ..., connect: _Optional[_Union[_commands_pb2.ConnectReply, _Mapping]] = ..., join: _Optional[_Union[_commands_pb2.JoinReply, _Mapping]] = ..., leave: _Optional[_Union[_commands_pb2.LeaveReply, _Mapping]] = ..., publish: _Optional[_Union[_commands_pb2.PublishReply, _Mapping]] = ..., direct: _Optional[_Union[_commands_pb2.DirectReply, _Mapping]] = ..., history: _Optional[_Union[_commands_pb2.HistoryReply, _Mapping]] = ..., presence: _Optional[_Union[_commands_pb2.PresenceReply, _Mapping]] = ..., ping: _Optional[_Union[_commands_pb2.PingReply, _Mapping]] = ..., message: _Optional[_Union[_pushes_pb2.RoomMessage, _Mapping]] = ..., direct_message: _Optional[_Union[_pushes_pb2.DirectMessage, _Mapping]] = ..., notification: _Optional[_Union[_pushes_pb2.Notification, _Mapping]] = ..., member_joined: _Optional[_Union[_pushes_pb2.MemberJoined, _Mapping]] = ..., member_left: _Optional[_Union[_pushes_pb2.MemberLeft, _Mapping]] = ..., disconnect: _Optional[_Union[_pushes_pb2.Disconnect, _Mapping]] = ..., refresh: _Optional[_Union[_commands_pb2.RefreshReply, _Mapping]] = ..., subscribed: _Optional[_Union[_pushes_pb2.Subscribed, _Mapping]] = ..., unsubscribed: _Optional[_Union[_pushes_pb2.Unsubscribed, _Mapping]] = ...) -> None: ...

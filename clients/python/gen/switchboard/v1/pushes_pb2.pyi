@@ -62,6 +62,22 @@ class MemberLeft(_message.Message):
     member: _types_pb2.Member
     def __init__(self, room: _Optional[str] = ..., member: _Optional[_Union[_types_pb2.Member, _Mapping]] = ...) -> None: ...
 
+class Subscribed(_message.Message):
+    __slots__ = ("room", "position", "presence_events")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    PRESENCE_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    position: _types_pb2.StreamPosition
+    presence_events: bool
+    def __init__(self, room: _Optional[str] = ..., position: _Optional[_Union[_types_pb2.StreamPosition, _Mapping]] = ..., presence_events: bool = ...) -> None: ...
+
+class Unsubscribed(_message.Message):
+    __slots__ = ("room",)
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    def __init__(self, room: _Optional[str] = ...) -> None: ...
+
 class Disconnect(_message.Message):
     __slots__ = ("code", "reason", "reconnect")
     CODE_FIELD_NUMBER: _ClassVar[int]

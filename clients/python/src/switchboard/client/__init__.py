@@ -12,13 +12,25 @@ The client reconnects on its own (full-jitter backoff), rejoins its rooms
 with the position it last delivered and never delivers an offset twice. See
 `Client.connect` for the options and README.md for the semantics.
 
+`ServerApi` is a client of the server's HTTP API (`/api/v1`), for backends:
+publish, notify, send to users, subscribe them to rooms or disconnect them.
+The rooms a backend subscribes a client's user to reach that client as
+subscriptions too, through `Client.server_subscriptions()`.
+
 The generated protocol types live in `switchboard.v1` (e.g.
 `from switchboard.v1 import envelope_pb2`); the ones this API takes or
 returns are re-exported here.
 """
 
+from switchboard.v1.api_pb2 import (
+    ApiAccepted,
+    ApiNotifyReply,
+    ApiRoomList,
+    ApiSendReply,
+    RoomInfo,
+)
 from switchboard.v1.close_codes_pb2 import CloseCode
-from switchboard.v1.commands_pb2 import DirectReply, PublishReply
+from switchboard.v1.commands_pb2 import DirectReply, HistoryReply, PresenceReply, PublishReply
 from switchboard.v1.errors_pb2 import ErrorCode
 from switchboard.v1.pushes_pb2 import MemberJoined, MemberLeft, RoomMessage
 from switchboard.v1.types_pb2 import Member, Payload, StreamPosition
@@ -43,9 +55,14 @@ from ._messages import (
     Notification,
     TypeRegistry,
 )
+from ._server_api import Encoding, ServerApi, ServerApiError
 from ._subscription import GapCallback, PresenceEvent, Subscription
 
 __all__ = [
+    "ApiAccepted",
+    "ApiNotifyReply",
+    "ApiRoomList",
+    "ApiSendReply",
     "Backoff",
     "Client",
     "CloseCode",
@@ -56,11 +73,13 @@ __all__ = [
     "Content",
     "DirectMessage",
     "DirectReply",
+    "Encoding",
     "ErrorCode",
     "Gap",
     "GapCallback",
     "GapReason",
     "HistoryPage",
+    "HistoryReply",
     "Member",
     "MemberJoined",
     "MemberLeft",
@@ -68,8 +87,12 @@ __all__ = [
     "Notification",
     "Payload",
     "PresenceEvent",
+    "PresenceReply",
     "PublishReply",
+    "RoomInfo",
     "RoomMessage",
+    "ServerApi",
+    "ServerApiError",
     "ServerError",
     "StateCallback",
     "StateChange",

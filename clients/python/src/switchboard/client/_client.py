@@ -9,6 +9,9 @@ How a connection lives:
   arrival order: replies resolve their command's future (join replies
   register the subscription first, so no live message can overtake them),
   pushes go to the subscription of their room or to the client's buffers.
+  A `Subscribed` push (a backend subscribed the connection to a room through
+  the server API) creates a subscription like `join` does, rejoined after
+  reconnects like the others; `Unsubscribed` ends it like `leave`.
 - When the reader ends, `_lost` settles what was in flight: commands that are
   safe to send again wait for the next connection, the others fail with
   `ConnectionLostError`. The supervisor task then reconnects with full-jitter
@@ -220,8 +223,11 @@ class Client:
         self._conn: _Connection | None = None
         # Set while CONNECTED (and once CLOSED, to wake waiting commands).
         self._ready = asyncio.Event()
-        # Joined rooms: rejoined after every reconnect.
+        # Joined rooms (by `join` or a `Subscribed` push): rejoined after
+        # every reconnect.
         self._subs: dict[str, Subscription] = {}
+        # Subscriptions a backend made, for `server_subscriptions()`.
+        self._server_subs: Buffer[Subscription] = Buffer(buffer_size)
         self._directs: Buffer[DirectMessage] = Buffer(buffer_size)
         self._notifications: Buffer[Notification] = Buffer(buffer_size)
         self._connect_reply = commands_pb2.ConnectReply()
@@ -356,6 +362,23 @@ class Client:
                 return
             yield item
 
+    async def server_subscriptions(self) -> AsyncIterator[Subscription]:
+        """Subscriptions made by a backend through the server API (`PUT
+        /api/v1/users/{user}/rooms/{room}`, `ServerApi.subscribe`), in
+        arrival order: each is a `Subscription` like the one `join` returns,
+        starting at the room's position when it was made, rejoined with
+        `since` after reconnects, and ended by an `Unsubscribed` push (as by
+        `leave`). A room the client already joined itself is not announced
+        again: its subscription carries on. Up to `buffer_size` wait for the
+        app; beyond that the oldest are dropped from this iterator (they
+        stay subscribed: `client.leave(room)` leaves). Ends when the client
+        closes, like `direct_messages`."""
+        while True:
+            item = await self._server_subs.get()
+            if isinstance(item, _End):
+                return
+            yield item
+
     # Commands.
 
     async def join(
@@ -374,6 +397,10 @@ class Client:
         whether it did). `presence_events`: also receive `MemberJoined` /
         `MemberLeft` (see `Subscription.presence_events`). `on_gap`: called,
         in order with the messages, when some were skipped (see `Gap`).
+
+        A room the connection is already a member of, by an earlier `join`
+        or by a backend (see `server_subscriptions`), raises `ServerError`
+        with `ERROR_CODE_ALREADY_JOINED`.
         """
         sub = Subscription(
             self,
@@ -738,6 +765,13 @@ class Client:
 
         results = await asyncio.gather(*(rejoin(s) for s in subs), return_exceptions=True)
         for sub, result in zip(subs, results, strict=True):
+            if (
+                isinstance(result, ServerError)
+                and result.code == errors_pb2.ERROR_CODE_ALREADY_JOINED
+            ):
+                # A backend subscribed this connection to the room first: the
+                # reader already handed its `Subscribed` push to `sub`.
+                result = None
             if isinstance(result, ServerError) and not result.temporary:
                 # This room cannot be rejoined (e.g. access was revoked).
                 logger.warning("switchboard: cannot rejoin %r: %s", sub.room, result)
@@ -894,11 +928,40 @@ class Client:
         elif kind == "notification":
             notification = Notification._from_proto(frame.notification, self._types)
             self._notifications.push_drop_oldest(notification)
+        elif kind == "subscribed":
+            self._subscribed(frame.subscribed)
+        elif kind == "unsubscribed":
+            sub = self._subs.pop(frame.unsubscribed.room, None)
+            if sub is not None:
+                sub._end(None)
         elif kind == "disconnect":
             conn.disconnect = frame.disconnect
         elif kind == "error":
             logger.warning("switchboard: the server rejected a frame: %s", frame.error.message)
         # Any other kind is from a newer protocol: ignored.
+
+    def _subscribed(self, push: pushes_pb2.Subscribed) -> None:
+        """A backend made the connection a member of `push.room`."""
+        if self.closed:
+            return
+        sub = self._subs.get(push.room)
+        if sub is not None:
+            # Joined already, and the join on this connection is still on its
+            # way (a rejoin after a reconnect; it will be ALREADY_JOINED):
+            # keep the subscription, announced or not.
+            sub._resubscribed(push.position)
+            return
+        sub = Subscription(
+            self,
+            push.room,
+            presence_events=push.presence_events,
+            on_gap=None,
+            types=self._types,
+            buffer_size=self._buffer_size,
+        )
+        sub._subscribed(push.position)
+        self._subs[push.room] = sub
+        self._server_subs.push_drop_oldest(sub)
 
     def _emit(self, change: StateChange) -> None:
         self._state = change.state
@@ -922,5 +985,6 @@ class Client:
         self._subs.clear()
         self._directs.close(end_error)
         self._notifications.close(end_error)
+        self._server_subs.close(end_error)
         self._closed.set()
         self._emit(change)

@@ -22,7 +22,9 @@ PresenceEvent = pushes_pb2.MemberJoined | pushes_pb2.MemberLeft
 
 
 class Subscription:
-    """A joined room. Iterate it for the room's messages:
+    """A joined room: joined by `Client.join`, or by a backend through the
+    server API (see `Client.server_subscriptions`). Iterate it for the
+    room's messages:
 
         async for msg in sub:
             print(msg.offset, msg.sender, msg.text, msg.value)
@@ -35,9 +37,11 @@ class Subscription:
     to the `on_gap` callback given to `join`, which the iterator calls (and
     awaits) in order, between the messages before and after the gap.
 
-    Iteration ends after `leave()` or `Client.close()` once the buffered
-    messages are read; after the server closed the client for good it raises
-    `ConnectionClosedError` instead.
+    Iteration ends after `leave()`, an `Unsubscribed` push (a backend took
+    the connection out of the room) or `Client.close()` once the buffered
+    messages are read; after the server closed the client for good, or
+    refused to rejoin the room after a reconnect, it raises that error
+    instead.
     """
 
     def __init__(
@@ -80,8 +84,19 @@ class Subscription:
 
     @property
     def presence_events_enabled(self) -> bool:
-        """Whether the room was joined with `presence_events=True`."""
+        """Whether the room was joined with `presence_events=True` (for a
+        server-side subscription: whether the backend asked for them)."""
         return self._presence_events
+
+    @property
+    def on_gap(self) -> GapCallback | None:
+        """The gap callback: the `on_gap` given to `join`. A server-side
+        subscription starts without one; set it before iterating."""
+        return self._on_gap
+
+    @on_gap.setter
+    def on_gap(self, callback: GapCallback | None) -> None:
+        self._on_gap = callback
 
     def __aiter__(self) -> Subscription:
         return self
@@ -149,16 +164,35 @@ class Subscription:
         else:
             self._offset, self._epoch = reply.position.offset, reply.position.epoch
 
+    def _subscribed(self, position: types_pb2.StreamPosition) -> None:
+        """A backend subscribed the connection (a `Subscribed` push): the
+        room's messages after `position` follow."""
+        self._offset, self._epoch = position.offset, position.epoch
+
+    def _resubscribed(self, position: types_pb2.StreamPosition) -> None:
+        """A `Subscribed` push for this room while its rejoin was on its way
+        (the rejoin then fails with ERROR_CODE_ALREADY_JOINED): messages
+        continue after `position`, and what lies between is reported as a
+        gap."""
+        if position.epoch == self._epoch and position.offset <= self._offset:
+            return  # nothing missed: older offsets are dropped as duplicates
+        self._restart(position)
+
     def _rejoined(self, reply: commands_pb2.JoinReply) -> None:
         """The reply to the join that resumed after a reconnect."""
         if reply.recovered:
             for m in reply.messages:
                 self._deliver(m)
             return
-        position = types_pb2.StreamPosition()
-        position.CopyFrom(reply.position)
-        gap = Gap(self.room, GapReason.RECOVERY_FAILED, self._offset, self._epoch, position)
-        self._offset, self._epoch = reply.position.offset, reply.position.epoch
+        self._restart(reply.position)
+
+    def _restart(self, position: types_pb2.StreamPosition) -> None:
+        """What was missed cannot be replayed: a RECOVERY_FAILED gap, then
+        live messages after `position`."""
+        copy = types_pb2.StreamPosition()
+        copy.CopyFrom(position)
+        gap = Gap(self.room, GapReason.RECOVERY_FAILED, self._offset, self._epoch, copy)
+        self._offset, self._epoch = position.offset, position.epoch
         self._items.push(gap)
 
     def _deliver(self, m: pushes_pb2.RoomMessage) -> None:

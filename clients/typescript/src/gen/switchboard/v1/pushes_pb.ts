@@ -6,7 +6,7 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Member, Payload } from "./types_pb.js";
+import type { Member, Payload, StreamPosition } from "./types_pb.js";
 import { file_switchboard_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file switchboard/v1/pushes.proto.
  */
 export const file_switchboard_v1_pushes: GenFile = /*@__PURE__*/
-  fileDesc("Chtzd2l0Y2hib2FyZC92MS9wdXNoZXMucHJvdG8SDnN3aXRjaGJvYXJkLnYxIocBCgtSb29tTWVzc2FnZRIKCgJpZBgBIAEoBBIMCgRyb29tGAIgASgJEg4KBm9mZnNldBgDIAEoBBIOCgZzZW5kZXIYBCABKAkSFAoMdGltZXN0YW1wX21zGAUgASgDEigKB3BheWxvYWQYBiABKAsyFy5zd2l0Y2hib2FyZC52MS5QYXlsb2FkImsKDURpcmVjdE1lc3NhZ2USCgoCaWQYASABKAQSDgoGc2VuZGVyGAIgASgJEhQKDHRpbWVzdGFtcF9tcxgDIAEoAxIoCgdwYXlsb2FkGAQgASgLMhcuc3dpdGNoYm9hcmQudjEuUGF5bG9hZCJoCgxOb3RpZmljYXRpb24SCgoCaWQYASABKAQSDAoEcm9vbRgCIAEoCRIUCgx0aW1lc3RhbXBfbXMYAyABKAMSKAoHcGF5bG9hZBgEIAEoCzIXLnN3aXRjaGJvYXJkLnYxLlBheWxvYWQiRAoMTWVtYmVySm9pbmVkEgwKBHJvb20YASABKAkSJgoGbWVtYmVyGAIgASgLMhYuc3dpdGNoYm9hcmQudjEuTWVtYmVyIkIKCk1lbWJlckxlZnQSDAoEcm9vbRgBIAEoCRImCgZtZW1iZXIYAiABKAsyFi5zd2l0Y2hib2FyZC52MS5NZW1iZXIiPQoKRGlzY29ubmVjdBIMCgRjb2RlGAEgASgNEg4KBnJlYXNvbhgCIAEoCRIRCglyZWNvbm5lY3QYAyABKAhCzQEKEmRldi5zd2l0Y2hib2FyZC52MUILUHVzaGVzUHJvdG9QAVpRZ2l0aHViLmNvbS9zd2l0Y2hib2FyZC1ydC9zd2l0Y2hib2FyZC9jbGllbnRzL2dvL2dlbi9zd2l0Y2hib2FyZC92MTtzd2l0Y2hib2FyZHYxogIDU1hYqgIOU3dpdGNoYm9hcmQuVjHKAg5Td2l0Y2hib2FyZFxWMeICGlN3aXRjaGJvYXJkXFYxXEdQQk1ldGFkYXRh6gIPU3dpdGNoYm9hcmQ6OlYxYgZwcm90bzM", [file_switchboard_v1_types]);
+  fileDesc("Chtzd2l0Y2hib2FyZC92MS9wdXNoZXMucHJvdG8SDnN3aXRjaGJvYXJkLnYxIocBCgtSb29tTWVzc2FnZRIKCgJpZBgBIAEoBBIMCgRyb29tGAIgASgJEg4KBm9mZnNldBgDIAEoBBIOCgZzZW5kZXIYBCABKAkSFAoMdGltZXN0YW1wX21zGAUgASgDEigKB3BheWxvYWQYBiABKAsyFy5zd2l0Y2hib2FyZC52MS5QYXlsb2FkImsKDURpcmVjdE1lc3NhZ2USCgoCaWQYASABKAQSDgoGc2VuZGVyGAIgASgJEhQKDHRpbWVzdGFtcF9tcxgDIAEoAxIoCgdwYXlsb2FkGAQgASgLMhcuc3dpdGNoYm9hcmQudjEuUGF5bG9hZCJoCgxOb3RpZmljYXRpb24SCgoCaWQYASABKAQSDAoEcm9vbRgCIAEoCRIUCgx0aW1lc3RhbXBfbXMYAyABKAMSKAoHcGF5bG9hZBgEIAEoCzIXLnN3aXRjaGJvYXJkLnYxLlBheWxvYWQiRAoMTWVtYmVySm9pbmVkEgwKBHJvb20YASABKAkSJgoGbWVtYmVyGAIgASgLMhYuc3dpdGNoYm9hcmQudjEuTWVtYmVyIkIKCk1lbWJlckxlZnQSDAoEcm9vbRgBIAEoCRImCgZtZW1iZXIYAiABKAsyFi5zd2l0Y2hib2FyZC52MS5NZW1iZXIiZQoKU3Vic2NyaWJlZBIMCgRyb29tGAEgASgJEjAKCHBvc2l0aW9uGAIgASgLMh4uc3dpdGNoYm9hcmQudjEuU3RyZWFtUG9zaXRpb24SFwoPcHJlc2VuY2VfZXZlbnRzGAMgASgIIhwKDFVuc3Vic2NyaWJlZBIMCgRyb29tGAEgASgJIj0KCkRpc2Nvbm5lY3QSDAoEY29kZRgBIAEoDRIOCgZyZWFzb24YAiABKAkSEQoJcmVjb25uZWN0GAMgASgIQs0BChJkZXYuc3dpdGNoYm9hcmQudjFCC1B1c2hlc1Byb3RvUAFaUWdpdGh1Yi5jb20vc3dpdGNoYm9hcmQtcnQvc3dpdGNoYm9hcmQvY2xpZW50cy9nby9nZW4vc3dpdGNoYm9hcmQvdjE7c3dpdGNoYm9hcmR2MaICA1NYWKoCDlN3aXRjaGJvYXJkLlYxygIOU3dpdGNoYm9hcmRcVjHiAhpTd2l0Y2hib2FyZFxWMVxHUEJNZXRhZGF0YeoCD1N3aXRjaGJvYXJkOjpWMWIGcHJvdG8z", [file_switchboard_v1_types]);
 
 /**
  * A message published to a room. Also used for history and recovery.
@@ -216,6 +216,67 @@ export const MemberLeftSchema: GenMessage<MemberLeft> = /*@__PURE__*/
   messageDesc(file_switchboard_v1_pushes, 4);
 
 /**
+ * A backend subscribed this connection to a room through the HTTP API. The
+ * room's messages after `position` follow, as after a `join`; the
+ * connection is a member until it leaves, is unsubscribed or disconnects.
+ *
+ * @generated from message switchboard.v1.Subscribed
+ */
+export type Subscribed = Message<"switchboard.v1.Subscribed"> & {
+  /**
+   * The room.
+   *
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * The room's newest offset and epoch when the subscription began.
+   *
+   * @generated from field: switchboard.v1.StreamPosition position = 2;
+   */
+  position?: StreamPosition | undefined;
+
+  /**
+   * Whether the connection gets `MemberJoined` / `MemberLeft` pushes for the
+   * room (as the backend asked); a client rejoining after a reconnect asks
+   * for the same.
+   *
+   * @generated from field: bool presence_events = 3;
+   */
+  presenceEvents: boolean;
+};
+
+/**
+ * Describes the message switchboard.v1.Subscribed.
+ * Use `create(SubscribedSchema)` to create a new message.
+ */
+export const SubscribedSchema: GenMessage<Subscribed> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_pushes, 5);
+
+/**
+ * A backend unsubscribed this connection from a room through the HTTP API;
+ * no more of its messages are pushed.
+ *
+ * @generated from message switchboard.v1.Unsubscribed
+ */
+export type Unsubscribed = Message<"switchboard.v1.Unsubscribed"> & {
+  /**
+   * The room.
+   *
+   * @generated from field: string room = 1;
+   */
+  room: string;
+};
+
+/**
+ * Describes the message switchboard.v1.Unsubscribed.
+ * Use `create(UnsubscribedSchema)` to create a new message.
+ */
+export const UnsubscribedSchema: GenMessage<Unsubscribed> = /*@__PURE__*/
+  messageDesc(file_switchboard_v1_pushes, 6);
+
+/**
  * The server is closing the connection. The WebSocket Close frame with the
  * same code follows; see `CloseCode` for the meaning of each code.
  *
@@ -249,5 +310,5 @@ export type Disconnect = Message<"switchboard.v1.Disconnect"> & {
  * Use `create(DisconnectSchema)` to create a new message.
  */
 export const DisconnectSchema: GenMessage<Disconnect> = /*@__PURE__*/
-  messageDesc(file_switchboard_v1_pushes, 5);
+  messageDesc(file_switchboard_v1_pushes, 7);
 

@@ -61,7 +61,7 @@ public final class EnvelopeProto {
       "tH\000R\010presence\0221\n\004ping\030\t \001(\0132\033.switchboar" +
       "d.v1.PingRequestH\000R\004ping\022:\n\007refresh\030\n \001(" +
       "\0132\036.switchboard.v1.RefreshRequestH\000R\007ref" +
-      "reshB\t\n\007command\"\315\007\n\013ServerFrame\022\016\n\002id\030\001 " +
+      "reshB\t\n\007command\"\317\010\n\013ServerFrame\022\016\n\002id\030\001 " +
       "\001(\rR\002id\022-\n\005error\030\002 \001(\0132\025.switchboard.v1." +
       "ErrorH\000R\005error\0228\n\007connect\030\003 \001(\0132\034.switch" +
       "board.v1.ConnectReplyH\000R\007connect\022/\n\004join" +
@@ -85,13 +85,16 @@ public final class EnvelopeProto {
       "emberLeftH\000R\nmemberLeft\022<\n\ndisconnect\030\020 " +
       "\001(\0132\032.switchboard.v1.DisconnectH\000R\ndisco" +
       "nnect\0228\n\007refresh\030\021 \001(\0132\034.switchboard.v1." +
-      "RefreshReplyH\000R\007refreshB\006\n\004kindB\317\001\n\022dev." +
-      "switchboard.v1B\rEnvelopeProtoP\001ZQgithub." +
-      "com/switchboard-rt/switchboard/clients/g" +
-      "o/gen/switchboard/v1;switchboardv1\242\002\003SXX" +
-      "\252\002\016Switchboard.V1\312\002\016Switchboard\\V1\342\002\032Swi" +
-      "tchboard\\V1\\GPBMetadata\352\002\017Switchboard::V" +
-      "1b\006proto3"
+      "RefreshReplyH\000R\007refresh\022<\n\nsubscribed\030\022 " +
+      "\001(\0132\032.switchboard.v1.SubscribedH\000R\nsubsc" +
+      "ribed\022B\n\014unsubscribed\030\023 \001(\0132\034.switchboar" +
+      "d.v1.UnsubscribedH\000R\014unsubscribedB\006\n\004kin" +
+      "dB\317\001\n\022dev.switchboard.v1B\rEnvelopeProtoP" +
+      "\001ZQgithub.com/switchboard-rt/switchboard" +
+      "/clients/go/gen/switchboard/v1;switchboa" +
+      "rdv1\242\002\003SXX\252\002\016Switchboard.V1\312\002\016Switchboar" +
+      "d\\V1\342\002\032Switchboard\\V1\\GPBMetadata\352\002\017Swit" +
+      "chboard::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -111,7 +114,7 @@ public final class EnvelopeProto {
     internal_static_switchboard_v1_ServerFrame_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_switchboard_v1_ServerFrame_descriptor,
-        new java.lang.String[] { "Id", "Error", "Connect", "Join", "Leave", "Publish", "Direct", "History", "Presence", "Ping", "Message", "DirectMessage", "Notification", "MemberJoined", "MemberLeft", "Disconnect", "Refresh", "Kind", });
+        new java.lang.String[] { "Id", "Error", "Connect", "Join", "Leave", "Publish", "Direct", "History", "Presence", "Ping", "Message", "DirectMessage", "Notification", "MemberJoined", "MemberLeft", "Disconnect", "Refresh", "Subscribed", "Unsubscribed", "Kind", });
     descriptor.resolveAllFeaturesImmutable();
     dev.switchboard.v1.CommandsProto.getDescriptor();
     dev.switchboard.v1.ErrorsProto.getDescriptor();

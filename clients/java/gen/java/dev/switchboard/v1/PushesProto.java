@@ -51,6 +51,16 @@ public final class PushesProto {
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
       internal_static_switchboard_v1_MemberLeft_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_switchboard_v1_Subscribed_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_switchboard_v1_Subscribed_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_switchboard_v1_Unsubscribed_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_switchboard_v1_Unsubscribed_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_switchboard_v1_Disconnect_descriptor;
   static final 
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
@@ -81,15 +91,19 @@ public final class PushesProto {
       "\n\004room\030\001 \001(\tR\004room\022.\n\006member\030\002 \001(\0132\026.swi" +
       "tchboard.v1.MemberR\006member\"P\n\nMemberLeft" +
       "\022\022\n\004room\030\001 \001(\tR\004room\022.\n\006member\030\002 \001(\0132\026.s" +
-      "witchboard.v1.MemberR\006member\"V\n\nDisconne" +
-      "ct\022\022\n\004code\030\001 \001(\rR\004code\022\026\n\006reason\030\002 \001(\tR\006" +
-      "reason\022\034\n\treconnect\030\003 \001(\010R\treconnectB\315\001\n" +
-      "\022dev.switchboard.v1B\013PushesProtoP\001ZQgith" +
-      "ub.com/switchboard-rt/switchboard/client" +
-      "s/go/gen/switchboard/v1;switchboardv1\242\002\003" +
-      "SXX\252\002\016Switchboard.V1\312\002\016Switchboard\\V1\342\002\032" +
-      "Switchboard\\V1\\GPBMetadata\352\002\017Switchboard" +
-      "::V1b\006proto3"
+      "witchboard.v1.MemberR\006member\"\205\001\n\nSubscri" +
+      "bed\022\022\n\004room\030\001 \001(\tR\004room\022:\n\010position\030\002 \001(" +
+      "\0132\036.switchboard.v1.StreamPositionR\010posit" +
+      "ion\022\'\n\017presence_events\030\003 \001(\010R\016presenceEv" +
+      "ents\"\"\n\014Unsubscribed\022\022\n\004room\030\001 \001(\tR\004room" +
+      "\"V\n\nDisconnect\022\022\n\004code\030\001 \001(\rR\004code\022\026\n\006re" +
+      "ason\030\002 \001(\tR\006reason\022\034\n\treconnect\030\003 \001(\010R\tr" +
+      "econnectB\315\001\n\022dev.switchboard.v1B\013PushesP" +
+      "rotoP\001ZQgithub.com/switchboard-rt/switch" +
+      "board/clients/go/gen/switchboard/v1;swit" +
+      "chboardv1\242\002\003SXX\252\002\016Switchboard.V1\312\002\016Switc" +
+      "hboard\\V1\342\002\032Switchboard\\V1\\GPBMetadata\352\002" +
+      "\017Switchboard::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -126,8 +140,20 @@ public final class PushesProto {
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_switchboard_v1_MemberLeft_descriptor,
         new java.lang.String[] { "Room", "Member", });
-    internal_static_switchboard_v1_Disconnect_descriptor =
+    internal_static_switchboard_v1_Subscribed_descriptor =
       getDescriptor().getMessageTypes().get(5);
+    internal_static_switchboard_v1_Subscribed_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_switchboard_v1_Subscribed_descriptor,
+        new java.lang.String[] { "Room", "Position", "PresenceEvents", });
+    internal_static_switchboard_v1_Unsubscribed_descriptor =
+      getDescriptor().getMessageTypes().get(6);
+    internal_static_switchboard_v1_Unsubscribed_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_switchboard_v1_Unsubscribed_descriptor,
+        new java.lang.String[] { "Room", });
+    internal_static_switchboard_v1_Disconnect_descriptor =
+      getDescriptor().getMessageTypes().get(7);
     internal_static_switchboard_v1_Disconnect_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_switchboard_v1_Disconnect_descriptor,

@@ -68,6 +68,8 @@ private static final long serialVersionUID = 0L;
     MEMBER_LEFT(15),
     DISCONNECT(16),
     REFRESH(17),
+    SUBSCRIBED(18),
+    UNSUBSCRIBED(19),
     KIND_NOT_SET(0);
     private final int value;
     private KindCase(int value) {
@@ -101,6 +103,8 @@ private static final long serialVersionUID = 0L;
         case 15: return MEMBER_LEFT;
         case 16: return DISCONNECT;
         case 17: return REFRESH;
+        case 18: return SUBSCRIBED;
+        case 19: return UNSUBSCRIBED;
         case 0: return KIND_NOT_SET;
         default: return null;
       }
@@ -825,6 +829,92 @@ private static final long serialVersionUID = 0L;
     return dev.switchboard.v1.RefreshReply.getDefaultInstance();
   }
 
+  public static final int SUBSCRIBED_FIELD_NUMBER = 18;
+  /**
+   * <pre>
+   * Push: a backend subscribed this connection to a room.
+   * </pre>
+   *
+   * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+   * @return Whether the subscribed field is set.
+   */
+  @java.lang.Override
+  public boolean hasSubscribed() {
+    return kindCase_ == 18;
+  }
+  /**
+   * <pre>
+   * Push: a backend subscribed this connection to a room.
+   * </pre>
+   *
+   * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+   * @return The subscribed.
+   */
+  @java.lang.Override
+  public dev.switchboard.v1.Subscribed getSubscribed() {
+    if (kindCase_ == 18) {
+       return (dev.switchboard.v1.Subscribed) kind_;
+    }
+    return dev.switchboard.v1.Subscribed.getDefaultInstance();
+  }
+  /**
+   * <pre>
+   * Push: a backend subscribed this connection to a room.
+   * </pre>
+   *
+   * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+   */
+  @java.lang.Override
+  public dev.switchboard.v1.SubscribedOrBuilder getSubscribedOrBuilder() {
+    if (kindCase_ == 18) {
+       return (dev.switchboard.v1.Subscribed) kind_;
+    }
+    return dev.switchboard.v1.Subscribed.getDefaultInstance();
+  }
+
+  public static final int UNSUBSCRIBED_FIELD_NUMBER = 19;
+  /**
+   * <pre>
+   * Push: a backend unsubscribed this connection from a room.
+   * </pre>
+   *
+   * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+   * @return Whether the unsubscribed field is set.
+   */
+  @java.lang.Override
+  public boolean hasUnsubscribed() {
+    return kindCase_ == 19;
+  }
+  /**
+   * <pre>
+   * Push: a backend unsubscribed this connection from a room.
+   * </pre>
+   *
+   * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+   * @return The unsubscribed.
+   */
+  @java.lang.Override
+  public dev.switchboard.v1.Unsubscribed getUnsubscribed() {
+    if (kindCase_ == 19) {
+       return (dev.switchboard.v1.Unsubscribed) kind_;
+    }
+    return dev.switchboard.v1.Unsubscribed.getDefaultInstance();
+  }
+  /**
+   * <pre>
+   * Push: a backend unsubscribed this connection from a room.
+   * </pre>
+   *
+   * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+   */
+  @java.lang.Override
+  public dev.switchboard.v1.UnsubscribedOrBuilder getUnsubscribedOrBuilder() {
+    if (kindCase_ == 19) {
+       return (dev.switchboard.v1.Unsubscribed) kind_;
+    }
+    return dev.switchboard.v1.Unsubscribed.getDefaultInstance();
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -889,6 +979,12 @@ private static final long serialVersionUID = 0L;
     }
     if (kindCase_ == 17) {
       output.writeMessage(17, (dev.switchboard.v1.RefreshReply) kind_);
+    }
+    if (kindCase_ == 18) {
+      output.writeMessage(18, (dev.switchboard.v1.Subscribed) kind_);
+    }
+    if (kindCase_ == 19) {
+      output.writeMessage(19, (dev.switchboard.v1.Unsubscribed) kind_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -966,6 +1062,14 @@ private static final long serialVersionUID = 0L;
     if (kindCase_ == 17) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(17, (dev.switchboard.v1.RefreshReply) kind_);
+    }
+    if (kindCase_ == 18) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(18, (dev.switchboard.v1.Subscribed) kind_);
+    }
+    if (kindCase_ == 19) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(19, (dev.switchboard.v1.Unsubscribed) kind_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -1050,6 +1154,14 @@ private static final long serialVersionUID = 0L;
         if (!getRefresh()
             .equals(other.getRefresh())) return false;
         break;
+      case 18:
+        if (!getSubscribed()
+            .equals(other.getSubscribed())) return false;
+        break;
+      case 19:
+        if (!getUnsubscribed()
+            .equals(other.getUnsubscribed())) return false;
+        break;
       case 0:
       default:
     }
@@ -1130,6 +1242,14 @@ private static final long serialVersionUID = 0L;
       case 17:
         hash = (37 * hash) + REFRESH_FIELD_NUMBER;
         hash = (53 * hash) + getRefresh().hashCode();
+        break;
+      case 18:
+        hash = (37 * hash) + SUBSCRIBED_FIELD_NUMBER;
+        hash = (53 * hash) + getSubscribed().hashCode();
+        break;
+      case 19:
+        hash = (37 * hash) + UNSUBSCRIBED_FIELD_NUMBER;
+        hash = (53 * hash) + getUnsubscribed().hashCode();
         break;
       case 0:
       default:
@@ -1318,6 +1438,12 @@ private static final long serialVersionUID = 0L;
       if (refreshBuilder_ != null) {
         refreshBuilder_.clear();
       }
+      if (subscribedBuilder_ != null) {
+        subscribedBuilder_.clear();
+      }
+      if (unsubscribedBuilder_ != null) {
+        unsubscribedBuilder_.clear();
+      }
       kindCase_ = 0;
       kind_ = null;
       return this;
@@ -1426,6 +1552,14 @@ private static final long serialVersionUID = 0L;
           refreshBuilder_ != null) {
         result.kind_ = refreshBuilder_.build();
       }
+      if (kindCase_ == 18 &&
+          subscribedBuilder_ != null) {
+        result.kind_ = subscribedBuilder_.build();
+      }
+      if (kindCase_ == 19 &&
+          unsubscribedBuilder_ != null) {
+        result.kind_ = unsubscribedBuilder_.build();
+      }
     }
 
     @java.lang.Override
@@ -1506,6 +1640,14 @@ private static final long serialVersionUID = 0L;
         }
         case REFRESH: {
           mergeRefresh(other.getRefresh());
+          break;
+        }
+        case SUBSCRIBED: {
+          mergeSubscribed(other.getSubscribed());
+          break;
+        }
+        case UNSUBSCRIBED: {
+          mergeUnsubscribed(other.getUnsubscribed());
           break;
         }
         case KIND_NOT_SET: {
@@ -1655,6 +1797,20 @@ private static final long serialVersionUID = 0L;
               kindCase_ = 17;
               break;
             } // case 138
+            case 146: {
+              input.readMessage(
+                  internalGetSubscribedFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              kindCase_ = 18;
+              break;
+            } // case 146
+            case 154: {
+              input.readMessage(
+                  internalGetUnsubscribedFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              kindCase_ = 19;
+              break;
+            } // case 154
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -4595,6 +4751,362 @@ private static final long serialVersionUID = 0L;
       kindCase_ = 17;
       onChanged();
       return refreshBuilder_;
+    }
+
+    private com.google.protobuf.SingleFieldBuilder<
+        dev.switchboard.v1.Subscribed, dev.switchboard.v1.Subscribed.Builder, dev.switchboard.v1.SubscribedOrBuilder> subscribedBuilder_;
+    /**
+     * <pre>
+     * Push: a backend subscribed this connection to a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+     * @return Whether the subscribed field is set.
+     */
+    @java.lang.Override
+    public boolean hasSubscribed() {
+      return kindCase_ == 18;
+    }
+    /**
+     * <pre>
+     * Push: a backend subscribed this connection to a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+     * @return The subscribed.
+     */
+    @java.lang.Override
+    public dev.switchboard.v1.Subscribed getSubscribed() {
+      if (subscribedBuilder_ == null) {
+        if (kindCase_ == 18) {
+          return (dev.switchboard.v1.Subscribed) kind_;
+        }
+        return dev.switchboard.v1.Subscribed.getDefaultInstance();
+      } else {
+        if (kindCase_ == 18) {
+          return subscribedBuilder_.getMessage();
+        }
+        return dev.switchboard.v1.Subscribed.getDefaultInstance();
+      }
+    }
+    /**
+     * <pre>
+     * Push: a backend subscribed this connection to a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+     */
+    public Builder setSubscribed(dev.switchboard.v1.Subscribed value) {
+      if (subscribedBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        kind_ = value;
+        onChanged();
+      } else {
+        subscribedBuilder_.setMessage(value);
+      }
+      kindCase_ = 18;
+      return this;
+    }
+    /**
+     * <pre>
+     * Push: a backend subscribed this connection to a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+     */
+    public Builder setSubscribed(
+        dev.switchboard.v1.Subscribed.Builder builderForValue) {
+      if (subscribedBuilder_ == null) {
+        kind_ = builderForValue.build();
+        onChanged();
+      } else {
+        subscribedBuilder_.setMessage(builderForValue.build());
+      }
+      kindCase_ = 18;
+      return this;
+    }
+    /**
+     * <pre>
+     * Push: a backend subscribed this connection to a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+     */
+    public Builder mergeSubscribed(dev.switchboard.v1.Subscribed value) {
+      if (subscribedBuilder_ == null) {
+        if (kindCase_ == 18 &&
+            kind_ != dev.switchboard.v1.Subscribed.getDefaultInstance()) {
+          kind_ = dev.switchboard.v1.Subscribed.newBuilder((dev.switchboard.v1.Subscribed) kind_)
+              .mergeFrom(value).buildPartial();
+        } else {
+          kind_ = value;
+        }
+        onChanged();
+      } else {
+        if (kindCase_ == 18) {
+          subscribedBuilder_.mergeFrom(value);
+        } else {
+          subscribedBuilder_.setMessage(value);
+        }
+      }
+      kindCase_ = 18;
+      return this;
+    }
+    /**
+     * <pre>
+     * Push: a backend subscribed this connection to a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+     */
+    public Builder clearSubscribed() {
+      if (subscribedBuilder_ == null) {
+        if (kindCase_ == 18) {
+          kindCase_ = 0;
+          kind_ = null;
+          onChanged();
+        }
+      } else {
+        if (kindCase_ == 18) {
+          kindCase_ = 0;
+          kind_ = null;
+        }
+        subscribedBuilder_.clear();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Push: a backend subscribed this connection to a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+     */
+    public dev.switchboard.v1.Subscribed.Builder getSubscribedBuilder() {
+      return internalGetSubscribedFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * Push: a backend subscribed this connection to a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+     */
+    @java.lang.Override
+    public dev.switchboard.v1.SubscribedOrBuilder getSubscribedOrBuilder() {
+      if ((kindCase_ == 18) && (subscribedBuilder_ != null)) {
+        return subscribedBuilder_.getMessageOrBuilder();
+      } else {
+        if (kindCase_ == 18) {
+          return (dev.switchboard.v1.Subscribed) kind_;
+        }
+        return dev.switchboard.v1.Subscribed.getDefaultInstance();
+      }
+    }
+    /**
+     * <pre>
+     * Push: a backend subscribed this connection to a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        dev.switchboard.v1.Subscribed, dev.switchboard.v1.Subscribed.Builder, dev.switchboard.v1.SubscribedOrBuilder> 
+        internalGetSubscribedFieldBuilder() {
+      if (subscribedBuilder_ == null) {
+        if (!(kindCase_ == 18)) {
+          kind_ = dev.switchboard.v1.Subscribed.getDefaultInstance();
+        }
+        subscribedBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            dev.switchboard.v1.Subscribed, dev.switchboard.v1.Subscribed.Builder, dev.switchboard.v1.SubscribedOrBuilder>(
+                (dev.switchboard.v1.Subscribed) kind_,
+                getParentForChildren(),
+                isClean());
+        kind_ = null;
+      }
+      kindCase_ = 18;
+      onChanged();
+      return subscribedBuilder_;
+    }
+
+    private com.google.protobuf.SingleFieldBuilder<
+        dev.switchboard.v1.Unsubscribed, dev.switchboard.v1.Unsubscribed.Builder, dev.switchboard.v1.UnsubscribedOrBuilder> unsubscribedBuilder_;
+    /**
+     * <pre>
+     * Push: a backend unsubscribed this connection from a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+     * @return Whether the unsubscribed field is set.
+     */
+    @java.lang.Override
+    public boolean hasUnsubscribed() {
+      return kindCase_ == 19;
+    }
+    /**
+     * <pre>
+     * Push: a backend unsubscribed this connection from a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+     * @return The unsubscribed.
+     */
+    @java.lang.Override
+    public dev.switchboard.v1.Unsubscribed getUnsubscribed() {
+      if (unsubscribedBuilder_ == null) {
+        if (kindCase_ == 19) {
+          return (dev.switchboard.v1.Unsubscribed) kind_;
+        }
+        return dev.switchboard.v1.Unsubscribed.getDefaultInstance();
+      } else {
+        if (kindCase_ == 19) {
+          return unsubscribedBuilder_.getMessage();
+        }
+        return dev.switchboard.v1.Unsubscribed.getDefaultInstance();
+      }
+    }
+    /**
+     * <pre>
+     * Push: a backend unsubscribed this connection from a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+     */
+    public Builder setUnsubscribed(dev.switchboard.v1.Unsubscribed value) {
+      if (unsubscribedBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        kind_ = value;
+        onChanged();
+      } else {
+        unsubscribedBuilder_.setMessage(value);
+      }
+      kindCase_ = 19;
+      return this;
+    }
+    /**
+     * <pre>
+     * Push: a backend unsubscribed this connection from a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+     */
+    public Builder setUnsubscribed(
+        dev.switchboard.v1.Unsubscribed.Builder builderForValue) {
+      if (unsubscribedBuilder_ == null) {
+        kind_ = builderForValue.build();
+        onChanged();
+      } else {
+        unsubscribedBuilder_.setMessage(builderForValue.build());
+      }
+      kindCase_ = 19;
+      return this;
+    }
+    /**
+     * <pre>
+     * Push: a backend unsubscribed this connection from a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+     */
+    public Builder mergeUnsubscribed(dev.switchboard.v1.Unsubscribed value) {
+      if (unsubscribedBuilder_ == null) {
+        if (kindCase_ == 19 &&
+            kind_ != dev.switchboard.v1.Unsubscribed.getDefaultInstance()) {
+          kind_ = dev.switchboard.v1.Unsubscribed.newBuilder((dev.switchboard.v1.Unsubscribed) kind_)
+              .mergeFrom(value).buildPartial();
+        } else {
+          kind_ = value;
+        }
+        onChanged();
+      } else {
+        if (kindCase_ == 19) {
+          unsubscribedBuilder_.mergeFrom(value);
+        } else {
+          unsubscribedBuilder_.setMessage(value);
+        }
+      }
+      kindCase_ = 19;
+      return this;
+    }
+    /**
+     * <pre>
+     * Push: a backend unsubscribed this connection from a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+     */
+    public Builder clearUnsubscribed() {
+      if (unsubscribedBuilder_ == null) {
+        if (kindCase_ == 19) {
+          kindCase_ = 0;
+          kind_ = null;
+          onChanged();
+        }
+      } else {
+        if (kindCase_ == 19) {
+          kindCase_ = 0;
+          kind_ = null;
+        }
+        unsubscribedBuilder_.clear();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Push: a backend unsubscribed this connection from a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+     */
+    public dev.switchboard.v1.Unsubscribed.Builder getUnsubscribedBuilder() {
+      return internalGetUnsubscribedFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * Push: a backend unsubscribed this connection from a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+     */
+    @java.lang.Override
+    public dev.switchboard.v1.UnsubscribedOrBuilder getUnsubscribedOrBuilder() {
+      if ((kindCase_ == 19) && (unsubscribedBuilder_ != null)) {
+        return unsubscribedBuilder_.getMessageOrBuilder();
+      } else {
+        if (kindCase_ == 19) {
+          return (dev.switchboard.v1.Unsubscribed) kind_;
+        }
+        return dev.switchboard.v1.Unsubscribed.getDefaultInstance();
+      }
+    }
+    /**
+     * <pre>
+     * Push: a backend unsubscribed this connection from a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        dev.switchboard.v1.Unsubscribed, dev.switchboard.v1.Unsubscribed.Builder, dev.switchboard.v1.UnsubscribedOrBuilder> 
+        internalGetUnsubscribedFieldBuilder() {
+      if (unsubscribedBuilder_ == null) {
+        if (!(kindCase_ == 19)) {
+          kind_ = dev.switchboard.v1.Unsubscribed.getDefaultInstance();
+        }
+        unsubscribedBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            dev.switchboard.v1.Unsubscribed, dev.switchboard.v1.Unsubscribed.Builder, dev.switchboard.v1.UnsubscribedOrBuilder>(
+                (dev.switchboard.v1.Unsubscribed) kind_,
+                getParentForChildren(),
+                isClean());
+        kind_ = null;
+      }
+      kindCase_ = 19;
+      onChanged();
+      return unsubscribedBuilder_;
     }
 
     // @@protoc_insertion_point(builder_scope:switchboard.v1.ServerFrame)

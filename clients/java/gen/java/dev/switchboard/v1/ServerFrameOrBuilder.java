@@ -457,5 +457,59 @@ public interface ServerFrameOrBuilder extends
    */
   dev.switchboard.v1.RefreshReplyOrBuilder getRefreshOrBuilder();
 
+  /**
+   * <pre>
+   * Push: a backend subscribed this connection to a room.
+   * </pre>
+   *
+   * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+   * @return Whether the subscribed field is set.
+   */
+  boolean hasSubscribed();
+  /**
+   * <pre>
+   * Push: a backend subscribed this connection to a room.
+   * </pre>
+   *
+   * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+   * @return The subscribed.
+   */
+  dev.switchboard.v1.Subscribed getSubscribed();
+  /**
+   * <pre>
+   * Push: a backend subscribed this connection to a room.
+   * </pre>
+   *
+   * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+   */
+  dev.switchboard.v1.SubscribedOrBuilder getSubscribedOrBuilder();
+
+  /**
+   * <pre>
+   * Push: a backend unsubscribed this connection from a room.
+   * </pre>
+   *
+   * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+   * @return Whether the unsubscribed field is set.
+   */
+  boolean hasUnsubscribed();
+  /**
+   * <pre>
+   * Push: a backend unsubscribed this connection from a room.
+   * </pre>
+   *
+   * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+   * @return The unsubscribed.
+   */
+  dev.switchboard.v1.Unsubscribed getUnsubscribed();
+  /**
+   * <pre>
+   * Push: a backend unsubscribed this connection from a room.
+   * </pre>
+   *
+   * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+   */
+  dev.switchboard.v1.UnsubscribedOrBuilder getUnsubscribedOrBuilder();
+
   dev.switchboard.v1.ServerFrame.KindCase getKindCase();
 }

@@ -671,6 +671,82 @@ public object ServerFrameKt {
     public fun hasRefresh(): kotlin.Boolean {
       return _builder.hasRefresh()
     }
+
+    /**
+     * ```
+     * Push: a backend subscribed this connection to a room.
+     * ```
+     *
+     * `.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];`
+     */
+    public var subscribed: dev.switchboard.v1.Subscribed
+      @kotlin.jvm.JvmName("getSubscribed")
+        get() = _builder.subscribed
+      @kotlin.jvm.JvmName("setSubscribed")
+        set(value) {
+        _builder.subscribed = value
+      }
+    /**
+     * <pre>
+     * Push: a backend subscribed this connection to a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+     * @return This builder for chaining.
+     */
+    public fun clearSubscribed() {
+      _builder.clearSubscribed()
+    }
+    /**
+     * <pre>
+     * Push: a backend subscribed this connection to a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Subscribed subscribed = 18 [json_name = "subscribed"];</code>
+     * @return Whether the subscribed field is set.
+     * @return This builder for chaining.
+     */
+    public fun hasSubscribed(): kotlin.Boolean {
+      return _builder.hasSubscribed()
+    }
+
+    /**
+     * ```
+     * Push: a backend unsubscribed this connection from a room.
+     * ```
+     *
+     * `.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];`
+     */
+    public var unsubscribed: dev.switchboard.v1.Unsubscribed
+      @kotlin.jvm.JvmName("getUnsubscribed")
+        get() = _builder.unsubscribed
+      @kotlin.jvm.JvmName("setUnsubscribed")
+        set(value) {
+        _builder.unsubscribed = value
+      }
+    /**
+     * <pre>
+     * Push: a backend unsubscribed this connection from a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+     * @return This builder for chaining.
+     */
+    public fun clearUnsubscribed() {
+      _builder.clearUnsubscribed()
+    }
+    /**
+     * <pre>
+     * Push: a backend unsubscribed this connection from a room.
+     * </pre>
+     *
+     * <code>.switchboard.v1.Unsubscribed unsubscribed = 19 [json_name = "unsubscribed"];</code>
+     * @return Whether the unsubscribed field is set.
+     * @return This builder for chaining.
+     */
+    public fun hasUnsubscribed(): kotlin.Boolean {
+      return _builder.hasUnsubscribed()
+    }
     public val kindCase: dev.switchboard.v1.ServerFrame.KindCase
     @kotlin.jvm.JvmName("getKindCase")
       get() = _builder.getKindCase()
@@ -731,4 +807,10 @@ public val dev.switchboard.v1.ServerFrameOrBuilder.disconnectOrNull: dev.switchb
 
 public val dev.switchboard.v1.ServerFrameOrBuilder.refreshOrNull: dev.switchboard.v1.RefreshReply?
   get() = if (hasRefresh()) getRefresh() else null
+
+public val dev.switchboard.v1.ServerFrameOrBuilder.subscribedOrNull: dev.switchboard.v1.Subscribed?
+  get() = if (hasSubscribed()) getSubscribed() else null
+
+public val dev.switchboard.v1.ServerFrameOrBuilder.unsubscribedOrNull: dev.switchboard.v1.Unsubscribed?
+  get() = if (hasUnsubscribed()) getUnsubscribed() else null
 

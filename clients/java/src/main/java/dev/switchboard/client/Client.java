@@ -9,6 +9,7 @@ import dev.switchboard.v1.Disconnect;
 import dev.switchboard.v1.ErrorCode;
 import dev.switchboard.v1.HistoryReply;
 import dev.switchboard.v1.HistoryRequest;
+import dev.switchboard.v1.JoinReply;
 import dev.switchboard.v1.JoinRequest;
 import dev.switchboard.v1.LeaveRequest;
 import dev.switchboard.v1.Member;
@@ -22,6 +23,7 @@ import dev.switchboard.v1.RefreshRequest;
 import dev.switchboard.v1.RoomMessage;
 import dev.switchboard.v1.ServerFrame;
 import dev.switchboard.v1.StreamPosition;
+import dev.switchboard.v1.Subscribed;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -89,12 +91,26 @@ import okio.ByteString;
  * <h2>Reconnects</h2>
  *
  * <p>When the connection drops, the client reconnects with full-jitter backoff, authenticates
- * again, rejoins every subscribed room with {@code since} = the last position it delivered, and
- * only then is {@link ConnectionState#CONNECTED} again. Offsets at or below the last one
+ * again, rejoins every subscribed room (those a backend subscribed it to as well) with {@code
+ * since} = the last position it delivered, and only then is {@link ConnectionState#CONNECTED}
+ * again. Offsets at or below the last one
  * delivered are dropped, so nothing arrives twice. Commands issued meanwhile wait; commands in
  * flight are sent again when that is safe ({@code join}, {@code leave}, {@code history}, {@code
  * presence}, {@code ping}, {@code refresh}, and {@code publish} with an idempotency key) and fail
  * with {@link ConnectionLostException} otherwise. Close codes decide: see {@link CloseCodes}.
+ *
+ * <h2>Server-side subscriptions</h2>
+ *
+ * <p>A backend can subscribe every connection of a user to a room through the HTTP API ({@code
+ * PUT /api/v1/users/{user}/rooms/{room}}). The client then creates that room's {@link
+ * Subscription} itself, as {@link #join(String)} would (no listener: read it with {@link
+ * Subscription#messages()}), starting at the position the server pushed, and hands it to {@link
+ * ClientListener#onSubscribed}. It behaves like any other: dedupe by offset, the bounded buffer,
+ * typed payloads, {@link Subscription#leave()}, and a rejoin with {@code since} after every
+ * reconnect (the server forgets server-side memberships when a connection drops). When the
+ * backend unsubscribes the user ({@code DELETE}), the subscription ends as after a leave, and the
+ * room can be joined again. A room the client has joined itself keeps its subscription and is not
+ * announced.
  *
  * <h2>Tokens</h2>
  *
@@ -344,8 +360,9 @@ public final class Client implements AutoCloseable {
    *
    * <p>With {@link JoinOptions.Builder#since}, the messages after that position are delivered
    * first when the server still has them ({@link Subscription#getRecovered()} says whether it
-   * did). Joining a room twice fails with {@code ERROR_CODE_ALREADY_JOINED} and leaves the first
-   * subscription intact.
+   * did). Joining a room twice (or a room a backend subscribed this connection to, see {@link
+   * ClientListener#onSubscribed}) fails with {@code ERROR_CODE_ALREADY_JOINED} and leaves the
+   * first subscription intact.
    *
    * @param room the room's name
    * @param options recovery position, presence events, listener, timeout
@@ -939,11 +956,12 @@ public final class Client implements AutoCloseable {
     List<Subscription> rooms = new ArrayList<>(subs.values());
     conn.rejoinsPending = rooms.size();
     for (Subscription sub : rooms) {
+      conn.rejoining.add(sub.getRoom());
       ClientFrame frame = ClientFrame.newBuilder().setJoin(sub.rejoinRequest()).build();
       sendHandshake(conn, new HandshakeCall("join", ServerFrame.KindCase.JOIN, frame) {
         @Override
         void succeeded(ServerFrame reply) {
-          rejoined(conn, sub, reply);
+          rejoined(conn, sub, reply.getJoin());
         }
 
         @Override
@@ -957,9 +975,13 @@ public final class Client implements AutoCloseable {
     }
   }
 
-  private void rejoined(Connection conn, Subscription sub, ServerFrame reply) {
+  /** A rejoin succeeded; {@code reply} is null when a backend had joined the room already. */
+  private void rejoined(Connection conn, Subscription sub, JoinReply reply) {
+    conn.rejoining.remove(sub.getRoom());
     if (subs.get(sub.getRoom()) == sub) {
-      sub.rejoined(reply.getJoin());
+      if (reply != null) {
+        sub.rejoined(reply);
+      }
     } else {
       // Left while it was being rejoined: leave it on this connection too.
       ClientFrame leave = ClientFrame.newBuilder()
@@ -979,6 +1001,14 @@ public final class Client implements AutoCloseable {
   }
 
   private void rejoinFailed(Connection conn, Subscription sub, SwitchboardException error) {
+    if (error instanceof ServerException
+        && ((ServerException) error).getCode() == ErrorCode.ERROR_CODE_ALREADY_JOINED) {
+      // A backend subscribed this connection to the room first: it is a member, live from the
+      // position of that Subscribed push (see subscribed()).
+      rejoined(conn, sub, null);
+      return;
+    }
+    conn.rejoining.remove(sub.getRoom());
     if (error instanceof ServerException && !((ServerException) error).isTemporary()) {
       // This room cannot be rejoined (e.g. access was revoked); the others can.
       LOG.log(Level.WARNING, "switchboard: cannot rejoin {0}: {1}",
@@ -1065,6 +1095,15 @@ public final class Client implements AutoCloseable {
           sub.event(frame.getMemberLeft());
         }
         break;
+      case SUBSCRIBED:
+        subscribed(conn, frame.getSubscribed());
+        break;
+      case UNSUBSCRIBED:
+        sub = subs.remove(frame.getUnsubscribed().getRoom());
+        if (sub != null) {
+          sub.end(null); // as after a leave
+        }
+        break;
       case DIRECT_MESSAGE:
         events.add(DirectMessage.of(frame.getDirectMessage(), types));
         break;
@@ -1087,6 +1126,32 @@ public final class Client implements AutoCloseable {
       default:
         break; // a push kind from a newer protocol: ignored
     }
+  }
+
+  /**
+   * A backend subscribed this connection to a room: a new subscription, announced to the app, or
+   * the one the client already has for the room.
+   */
+  private void subscribed(Connection conn, Subscribed pushed) {
+    String room = pushed.getRoom();
+    Subscription sub = subs.get(room);
+    if (sub != null) {
+      if (conn.rejoining.contains(room)) {
+        // Its rejoin on this new connection comes too late and will be refused as already
+        // joined: live messages resume after the pushed position.
+        sub.resubscribed(pushed.getPosition());
+      }
+      return; // the app's own join, or announced already: keep it, announce nothing
+    }
+    // Rejoins after a reconnect ask for presence events when the backend did.
+    JoinOptions options =
+        pushed.getPresenceEvents()
+            ? JoinOptions.builder().presenceEvents(true).build()
+            : JoinOptions.DEFAULT;
+    sub = new Subscription(this, room, options, bufferSize);
+    sub.subscribed(pushed.getPosition());
+    subs.put(room, sub);
+    events.add(sub);
   }
 
   /**
@@ -1434,7 +1499,8 @@ public final class Client implements AutoCloseable {
   /**
    * The client-level events waiting for the app's {@link ClientListener}, in arrival order.
    * Bounded: {@code bufferSize} direct messages and as many notifications (the oldest are dropped
-   * when full), and {@link #MAX_QUEUED_STATE_CHANGES} state changes.
+   * when full), and {@link #MAX_QUEUED_STATE_CHANGES} state changes. Server-side subscriptions
+   * are never dropped: the app must learn of every one (the server bounds them per connection).
    */
   private final class ClientEvents {
     private static final int BATCH = 64;
@@ -1445,14 +1511,17 @@ public final class Client implements AutoCloseable {
     private int stateChanges;
     private boolean draining;
 
-    /** Queues a state change, direct message or notification. Lock held. */
+    /**
+     * Queues a state change, direct message, notification or server-side subscription. Lock
+     * held.
+     */
     void add(Object item) {
       if (listener == null) {
         return;
       }
       Class<?> kind = item.getClass();
       int limit = kind == StateChange.class ? MAX_QUEUED_STATE_CHANGES : bufferSize;
-      if (count(kind) >= limit) {
+      if (kind != Subscription.class && count(kind) >= limit) {
         for (Iterator<Object> it = queue.iterator(); it.hasNext(); ) {
           if (it.next().getClass() == kind) {
             it.remove();
@@ -1476,12 +1545,13 @@ public final class Client implements AutoCloseable {
       return kind == Notification.class ? notifications : stateChanges;
     }
 
+    /** Counts what is bounded; subscriptions are not. */
     private void adjust(Class<?> kind, int delta) {
       if (kind == DirectMessage.class) {
         directs += delta;
       } else if (kind == Notification.class) {
         notifications += delta;
-      } else {
+      } else if (kind == StateChange.class) {
         stateChanges += delta;
       }
     }
@@ -1502,6 +1572,8 @@ public final class Client implements AutoCloseable {
             listener.onStateChange((StateChange) item);
           } else if (item instanceof DirectMessage) {
             listener.onDirectMessage((DirectMessage) item);
+          } else if (item instanceof Subscription) {
+            listener.onSubscribed((Subscription) item);
           } else {
             listener.onNotification((Notification) item);
           }

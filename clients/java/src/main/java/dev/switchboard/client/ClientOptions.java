@@ -14,7 +14,7 @@ import okhttp3.OkHttpClient;
  * ClientOptions options = ClientOptions.builder()
  *     .token(jwt)                                   // or .name("alice") on a development server
  *     .types(ChatMessage.getDefaultInstance())      // decode these payload types
- *     .listener(new ClientListener() { ... })       // state changes, direct messages
+ *     .listener(new ClientListener() { ... })       // state changes, direct messages, ...
  *     .build();
  * }</pre>
  */
@@ -280,8 +280,8 @@ public final class ClientOptions {
     }
 
     /**
-     * Receives state changes, direct messages and notifications, from the first {@code
-     * CONNECTING} on.
+     * Receives state changes, direct messages, notifications and server-side subscriptions
+     * ({@link ClientListener#onSubscribed}), from the first {@code CONNECTING} on.
      *
      * @param listener the listener
      * @return this builder

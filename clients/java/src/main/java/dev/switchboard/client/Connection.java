@@ -3,8 +3,10 @@ package dev.switchboard.client;
 import dev.switchboard.v1.Disconnect;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ScheduledFuture;
 import okhttp3.WebSocket;
 
@@ -46,6 +48,8 @@ final class Connection {
   ScheduledFuture<?> dialTimer;
   /** Rejoins sent during the handshake whose replies are still due. */
   int rejoinsPending;
+  /** The rooms of those rejoins. */
+  final Set<String> rejoining = new HashSet<>();
   private long lastId;
 
   Connection(int serial) {

@@ -25,9 +25,14 @@ import java.util.logging.Logger;
  * ({@link GapReason#RECOVERY_FAILED}). Gaps, presence events and the room's notifications go to
  * the listener, in order with the messages. The connection never waits for the app.
  *
- * <p>The subscription ends after {@link #leave()}, {@link Client#close()}, or when the server
- * ended the client for good; what was buffered before the end is still delivered, then {@link
- * SubscriptionListener#onClosed} (and the publisher's {@code onComplete} or {@code onError}).
+ * <p>A backend can also subscribe the connection to a room (HTTP API): the client then creates
+ * the room's subscription itself, as {@link Client#join(String)} would, and hands it to {@link
+ * ClientListener#onSubscribed}.
+ *
+ * <p>The subscription ends after {@link #leave()}, {@link Client#close()}, when a backend
+ * unsubscribed the connection from the room, or when the server ended the client for good; what
+ * was buffered before the end is still delivered, then {@link SubscriptionListener#onClosed} (and
+ * the publisher's {@code onComplete} or {@code onError}).
  */
 public final class Subscription {
   private static final Logger LOG = Logger.getLogger("dev.switchboard.client");
@@ -209,6 +214,31 @@ public final class Subscription {
       offset = reply.getPosition().getOffset();
       epoch = reply.getPosition().getEpoch();
     }
+  }
+
+  /** A backend subscribed the connection (a {@code Subscribed} push): live from there. */
+  void subscribed(StreamPosition position) {
+    offset = position.getOffset();
+    epoch = position.getEpoch();
+  }
+
+  /**
+   * A backend subscribed the new connection to this room before its rejoin got there: the rejoin
+   * is refused (already joined), and live messages resume after {@code position}. What lies
+   * between is marked with a gap, as for a rejoin that could not recover.
+   */
+  void resubscribed(StreamPosition position) {
+    if (!active) {
+      return;
+    }
+    if (position.getEpoch().equals(epoch)
+        && Long.compareUnsigned(position.getOffset(), offset) <= 0) {
+      return; // nothing was missed
+    }
+    enqueue(new Gap(room, GapReason.RECOVERY_FAILED, offset, epoch, position));
+    offset = position.getOffset();
+    epoch = position.getEpoch();
+    overflowing = false;
   }
 
   /** The reply to the join that resumed after a reconnect. */

@@ -55,9 +55,11 @@ public interface SubscriptionListener {
 
   /**
    * The subscription ended, after everything buffered before the end was delivered: the room was
-   * left, the client was closed, or the server ended the client for good.
+   * left, a backend unsubscribed the connection from it, the client was closed, or the server
+   * ended the client for good.
    *
-   * @param error null after {@link Subscription#leave()} or {@link Client#close()}; the reason
+   * @param error null after {@link Subscription#leave()}, an unsubscribe or {@link
+   *     Client#close()}; the reason
    *     otherwise (a {@link ConnectionClosedException}, or a {@link ServerException} when the room
    *     could not be rejoined after a reconnect)
    */

@@ -9,8 +9,10 @@
  *   <li>{@link dev.switchboard.client.Client}: the public API and the connection's life. OkHttp's
  *       reader thread decodes each {@code ServerFrame} and dispatches it under the client's lock:
  *       replies settle their {@code Call}, pushes go to the {@link
- *       dev.switchboard.client.Subscription} of their room or to the client's event queue. It
- *       never runs app code and never waits for the app.
+ *       dev.switchboard.client.Subscription} of their room or to the client's event queue (a
+ *       backend's {@code Subscribed} push creates a subscription and queues it for {@code
+ *       ClientListener.onSubscribed}; {@code Unsubscribed} ends it). It never runs app code and
+ *       never waits for the app.
  *   <li>{@code Connection}, {@code Call}: one socket with its in-flight commands; one command
  *       with its timeout, retry rule and continuation.
  *   <li>{@link dev.switchboard.client.Subscription}: dedupe by offset, the bounded buffer with its

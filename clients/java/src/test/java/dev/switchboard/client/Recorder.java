@@ -26,6 +26,8 @@ final class Recorder implements SubscriptionListener, ClientListener {
   final BlockingQueue<Object> presence = new LinkedBlockingQueue<>(BOUND);
   final BlockingQueue<Notification> notifications = new LinkedBlockingQueue<>(BOUND);
   final BlockingQueue<DirectMessage> directs = new LinkedBlockingQueue<>(BOUND);
+  /** Subscriptions announced by {@link #onSubscribed}. */
+  final BlockingQueue<Subscription> subscribed = new LinkedBlockingQueue<>(BOUND);
   final List<StateChange> states = new CopyOnWriteArrayList<>();
   final BlockingQueue<Object> closes = new LinkedBlockingQueue<>(BOUND);
   /** Names of the threads callbacks ran on. */
@@ -84,6 +86,28 @@ final class Recorder implements SubscriptionListener, ClientListener {
   public void onDirectMessage(DirectMessage message) {
     saw(message);
     directs.add(message);
+  }
+
+  @Override
+  public void onSubscribed(Subscription subscription) {
+    saw(subscription);
+    subscribed.add(subscription);
+  }
+
+  /** The next subscription announced by {@link #onSubscribed}. */
+  Subscription nextSubscribed() {
+    return take(subscribed, Await.WAIT, "server-side subscription");
+  }
+
+  /** Checks that no subscription is announced within {@code wait}. */
+  void assertNoSubscribed(Duration wait) {
+    try {
+      Subscription s = subscribed.poll(wait.toMillis(), TimeUnit.MILLISECONDS);
+      assertNull(s, () -> "unexpected server-side subscription " + s);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError(e);
+    }
   }
 
   Message next() {
