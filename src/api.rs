@@ -512,12 +512,22 @@ async fn notify_user(
     call.user(&user)?;
     let request: ApiNotifyRequest = call.decode(body)?;
     let (id, frame) = notification(String::new(), request);
+    to_user(&shared, &call, &user, frame).await?;
+    Ok(call.reply(&ApiNotifyReply { id }))
+}
+
+/// Hands an encoded push to every connection of `user`, on every node.
+async fn to_user(
+    shared: &Shared,
+    call: &Call,
+    user: &str,
+    frame: bytes::Bytes,
+) -> Result<(), ApiError> {
     shared
         .broker
-        .send_to_user(&user, frame)
+        .send_to_user(user, frame)
         .await
-        .map_err(|e| call.fail(e))?;
-    Ok(call.reply(&ApiNotifyReply { id }))
+        .map_err(|e| call.fail(e))
 }
 
 /// A notification push and its id.
@@ -554,11 +564,7 @@ async fn send_to_user(
             payload: Some(request.payload.unwrap_or_default()),
         })),
     });
-    shared
-        .broker
-        .send_to_user(&user, frame)
-        .await
-        .map_err(|e| call.fail(e))?;
+    to_user(&shared, &call, &user, frame).await?;
     Ok(call.reply(&ApiSendReply { id }))
 }
 

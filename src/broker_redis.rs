@@ -223,6 +223,26 @@ pub(crate) async fn bounded<T>(
     }
 }
 
+/// Runs a Lua script (EVALSHA, loading it first when Redis does not know
+/// it, e.g. after a restart) with the configured timeout.
+pub(crate) async fn run_script(
+    conn: &ConnectionManager,
+    timeout: Duration,
+    script: &Script,
+    keys: &[&str],
+    args: Vec<Vec<u8>>,
+) -> Result<Value, BrokerError> {
+    let mut invocation = script.prepare_invoke();
+    for key in keys {
+        invocation.key(*key);
+    }
+    for arg in args {
+        invocation.arg(arg);
+    }
+    let mut conn = conn.clone();
+    bounded(timeout, invocation.invoke_async::<Value>(&mut conn)).await
+}
+
 /// A connection manager that connects lazily and reconnects by itself, so a
 /// node starts and keeps running while Redis is away.
 pub(crate) fn connection(
@@ -448,17 +468,12 @@ impl RedisBroker {
         keys: &[&str],
         args: Vec<Vec<u8>>,
     ) -> Result<Value, BrokerError> {
-        let mut invocation = script.prepare_invoke();
-        for key in keys {
-            invocation.key(*key);
-        }
-        for arg in args {
-            invocation.arg(arg);
-        }
-        let mut conn = self.conn.clone();
-        bounded(
+        run_script(
+            &self.conn,
             self.settings.command_timeout,
-            invocation.invoke_async::<Value>(&mut conn),
+            script,
+            keys,
+            args,
         )
         .await
     }

@@ -19,7 +19,7 @@ use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 
 use crate::broker::BrokerError;
-use crate::broker_redis::{bounded, connection, Keys};
+use crate::broker_redis::{connection, run_script, Keys};
 use crate::config::RedisConfig;
 use crate::ids;
 use crate::presence::Presence;
@@ -93,15 +93,13 @@ impl RedisPresence {
         args: Vec<Vec<u8>>,
     ) -> Result<Value, BrokerError> {
         let (members, data) = self.keys.presence(room);
-        let mut invocation = script.prepare_invoke();
-        invocation.key(members).key(data);
-        for arg in args {
-            invocation.arg(arg);
-        }
-        let mut conn = self.conn.clone();
-        bounded(
+        let keys = [members.as_str(), data.as_str()];
+        run_script(
+            &self.conn,
             self.settings.command_timeout,
-            invocation.invoke_async::<Value>(&mut conn),
+            script,
+            &keys,
+            args,
         )
         .await
     }
