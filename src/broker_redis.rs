@@ -1200,7 +1200,7 @@ impl Broker for RedisBroker {
             result = Err(BrokerError::Unavailable(
                 "redis: the room kept moving during the join; retry".to_owned(),
             ));
-            for _ in 0..JOIN_ATTEMPTS {
+            for attempt in 0..JOIN_ATTEMPTS {
                 match self
                     .try_join(room, &subscriber, since.as_ref(), notice)
                     .await
@@ -1209,7 +1209,9 @@ impl Broker for RedisBroker {
                         result = Ok(());
                         break;
                     }
-                    Ok(false) => tokio::task::yield_now().await,
+                    // The feed catches up (or resets to a new epoch) on the
+                    // pub/sub task; give it a moment: 1, 2, 4 ... 128 ms.
+                    Ok(false) => tokio::time::sleep(Duration::from_millis(1 << attempt)).await,
                     Err(error) => {
                         result = Err(error);
                         break;
