@@ -22,6 +22,7 @@ import {
   type MemberLeft,
   type ReceivedDirectMessage,
   type ReceivedMessage,
+  type ReceivedNotification,
   type StateChange,
   type Subscription,
 } from "../../clients/typescript/src/index.js";
@@ -62,7 +63,8 @@ interface Room {
 }
 
 interface DirectEntry {
-  direction: "in" | "out";
+  /** Sent, received, or a backend's notification to this user. */
+  direction: "in" | "out" | "note";
   peer: string;
   text: string;
   ts: number;
@@ -314,7 +316,7 @@ function renderDirects(): void {
       li.dataset["direction"] = dm.direction;
       li.dataset["peer"] = dm.peer;
       li.append(
-        make("span", { className: "dm-peer", text: dm.direction === "in" ? dm.peer : `→ ${dm.peer}`, testid: "dm-peer" }),
+        make("span", { className: "dm-peer", text: dm.direction === "out" ? `→ ${dm.peer}` : dm.peer, testid: "dm-peer" }),
         make("span", { text: dm.text, testid: "dm-body" }),
         make("span", { className: "time", text: formatTime(dm.ts) }),
       );
@@ -453,6 +455,39 @@ async function joinRoom(c: Client, room: Room): Promise<void> {
     await sub.leave(); // Left while the join was in flight.
     return;
   }
+  follow(c, room, sub, since);
+}
+
+/**
+ * A backend subscribed this connection to a room through the HTTP API: show
+ * the room and follow it like one the user joined.
+ */
+function onSubscribed(c: Client, sub: Subscription): void {
+  if (c !== client) return;
+  let room = rooms.get(sub.room);
+  if (!room) {
+    room = newRoom(sub.room, undefined);
+    rooms.set(sub.room, room);
+    saveRoomList();
+  }
+  follow(c, room, sub, undefined);
+  notice(room, "A backend added you to this room.");
+  if (current === undefined) selectRoom(sub.room);
+  renderRooms();
+}
+
+/** A backend's notification: in its room's timeline, or with the direct messages. */
+function onNotification(notification: ReceivedNotification): void {
+  const room = notification.room ? rooms.get(notification.room) : undefined;
+  if (room) {
+    notice(room, `Notification: ${notification.text}`);
+    return;
+  }
+  addDirect({ direction: "note", peer: "notification", text: notification.text, ts: Number(notification.timestampMs) });
+}
+
+/** Reads a room's subscription (joined, or made by a backend) until it ends. */
+function follow(c: Client, room: Room, sub: Subscription, since: Room["position"]): void {
   room.sub = sub;
   // With `since`, the recovered messages are already at the head of the iterator.
   let recovered = since && sub.recovered ? sub.buffered : 0;
@@ -502,6 +537,11 @@ async function joinRoom(c: Client, room: Room): Promise<void> {
         onMessage(room, sub, msg, recovered > 0 ? "recovered" : "live");
         if (recovered > 0) recovered--;
       }
+      // Ended without the user leaving: a backend unsubscribed the connection.
+      if (c === client && rooms.get(room.name) === room && room.sub === sub) {
+        room.sub = undefined;
+        notice(room, "A backend removed you from this room; join it again to follow it.", "warn");
+      }
     } catch (err) {
       if (c === client && rooms.get(room.name) === room) {
         notice(room, `Stopped receiving messages: ${describe(err)}`, "warn");
@@ -516,6 +556,8 @@ async function joinByName(name: string): Promise<void> {
   const existing = rooms.get(name);
   if (existing) {
     selectRoom(name);
+    // A room a backend removed the user from is shown until joined again.
+    if (!existing.sub) await joinRoom(c, existing);
     return;
   }
   const room = newRoom(name, undefined);
@@ -650,6 +692,10 @@ async function signIn(name: string, restore: boolean): Promise<void> {
   c.on("directMessage", (dm) => {
     if (c === client) onDirect(dm);
   });
+  c.on("notification", (notification) => {
+    if (c === client) onNotification(notification);
+  });
+  c.on("subscribed", (sub) => onSubscribed(c, sub));
   c.on("error", (err) => {
     if (c === client) showError(describe(err));
   });

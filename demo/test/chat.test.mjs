@@ -446,6 +446,46 @@ test("bob joins a second room; messages stay in their room", async () => {
   await waitForMessage(bob, "alice", "lobby only");
 });
 
+test("a backend subscribes alice to a room, notifies her and removes her again (HTTP API)", async () => {
+  const { page: alice } = users.alice;
+  const api = async (method, path, body) => {
+    const res = await fetch(`http://127.0.0.1:${server.port}/api/v1${path}`, {
+      method,
+      headers: { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(WAIT_MS),
+    });
+    assert.equal(res.status, 200, `${method} ${path}: ${await res.text()}`);
+  };
+  const tab = '[data-testid="room-tab"][data-room="announcements"]';
+  await api("PUT", "/users/alice/rooms/announcements", {});
+  await waitIn(alice, "the announcements tab appears", (t) => !!document.querySelector(t), tab);
+  await api("POST", "/rooms/announcements/messages", { payload: { text: "release 1.2 is out" }, sender: "ops" });
+  await alice.locator(tab).click();
+  await waitForMessage(alice, "ops", "release 1.2 is out");
+  assert.ok((await notices(alice)).some((n) => n.includes("A backend added you")));
+
+  await api("POST", "/users/alice/notifications", { payload: { text: "your export is ready" } });
+  await waitIn(alice, "the user notification is shown", () =>
+    [...document.querySelectorAll('[data-testid="dm"]')].some(
+      (el) => el.dataset.direction === "note" && el.querySelector('[data-testid="dm-body"]').textContent === "your export is ready",
+    ),
+  );
+  await api("POST", "/rooms/announcements/notifications", { payload: { text: "maintenance at noon" } });
+  await waitIn(alice, "the room notification is in the room", () =>
+    [...document.querySelectorAll('[data-testid="notice"]')].some((el) => el.textContent.includes("maintenance at noon")),
+  );
+
+  await api("DELETE", "/users/alice/rooms/announcements");
+  await waitIn(alice, "the removal is shown", () =>
+    [...document.querySelectorAll('[data-testid="notice"]')].some((el) => el.textContent.includes("removed you")),
+  );
+  await alice.getByTestId("leave-button").click();
+  await waitIn(alice, "the announcements tab is gone", (t) => !document.querySelector(t), tab);
+  await alice.locator('[data-testid="room-tab"][data-room="lobby"]').click();
+  await waitIn(alice, "back in the lobby", () => document.querySelector('[data-testid="current-room"]').textContent === "# lobby");
+});
+
 test("presence follows bob leaving, rejoining and closing the page", async () => {
   const { page: alice } = users.alice;
   const { page: bob } = users.bob;
