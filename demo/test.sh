@@ -45,7 +45,9 @@ fi
 echo "--- tests"
 mkdir -p test-results
 status=0
-node --test --test-force-exit --test-timeout=120000 --test-reporter=spec \
+# No --test-force-exit: it can end the process with the last reports still
+# buffered. A run that does not exit on its own fails after 10 minutes.
+timeout 600 node --test --test-timeout=120000 --test-reporter=spec \
   test/*.test.mjs 2>&1 | tee test-results/results.txt || status=$?
 
 # The spec reporter ends with "ℹ pass N", "ℹ fail N", ... summary lines.

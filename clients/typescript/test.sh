@@ -29,7 +29,10 @@ npx tsc -p tsconfig.test.json
 
 echo "--- tests"
 status=0
-node --test --test-force-exit --test-timeout=90000 --test-reporter=spec \
+# No --test-force-exit: it ends each file's process with output still
+# buffered, and the reports of its last tests were lost. A file that does
+# not exit on its own fails the suite after 10 minutes instead of hanging.
+timeout 600 node --test --test-timeout=90000 --test-reporter=spec \
   build/test/*.test.js 2>&1 | tee build/results.txt || status=$?
 
 # The spec reporter ends with "ℹ pass N", "ℹ fail N", ... summary lines.
