@@ -30,7 +30,7 @@ use crate::proto::server_frame::Kind;
 use crate::proto::{
     ApiAccepted, ApiNotifyReply, ApiNotifyRequest, ApiPublishRequest, ApiRoomList, ApiSendReply,
     ApiSendRequest, ApiSubscribeRequest, DirectMessage, Error, ErrorCode, HistoryReply,
-    Notification, PresenceReply, PublishReply, RoomInfo, ServerFrame, StreamPosition,
+    Notification, PresenceReply, PublishReply, RoomInfo, ServerFrame,
 };
 use crate::server::Shared;
 use crate::session::{validate_room, MAX_IDEMPOTENCY_KEY_LEN};
@@ -439,10 +439,7 @@ async fn info_of(shared: &Shared, room: &str) -> Result<RoomInfo, BrokerError> {
     let members = shared.presence.list(room).await?.len();
     Ok(RoomInfo {
         room: room.to_owned(),
-        position: Some(StreamPosition {
-            offset: page.position.offset,
-            epoch: page.position.epoch,
-        }),
+        position: Some(page.position),
         members: members.min(u32::MAX as usize) as u32,
     })
 }

@@ -405,8 +405,6 @@ impl Broker for MemoryBroker {
             let rooms = shard.lock().unwrap_or_else(|p| p.into_inner());
             names.extend(rooms.keys().map(|r| r.to_string()));
         }
-        // Every room with local subscribers has state, but be safe.
-        names.extend(self.hub.rooms());
         let more = names.len() > limit;
         Ok((names.into_iter().take(limit).collect(), more))
     }

@@ -564,13 +564,21 @@ impl RedisBroker {
                 _ => return,
             }
         };
-        if let (true, Some(sink)) = (subscribed, sink.as_mut()) {
-            let channel = self.keys.room_channel(room);
-            if let Err(error) =
-                bounded(self.settings.command_timeout, sink.unsubscribe(channel)).await
-            {
-                tracing::debug!(%error, "unsubscribe failed");
-            }
+        if subscribed {
+            self.unsubscribe(&mut sink, self.keys.room_channel(room))
+                .await;
+        }
+    }
+
+    /// Unsubscribes a channel on the current pub/sub connection, if there
+    /// is one (a later connection does not subscribe it again anyway).
+    async fn unsubscribe(&self, sink: &mut Option<PubSubSink>, channel: String) {
+        let Some(sink) = sink.as_mut() else {
+            return;
+        };
+        if let Err(error) = bounded(self.settings.command_timeout, sink.unsubscribe(channel)).await
+        {
+            tracing::debug!(%error, "unsubscribe failed");
         }
     }
 
@@ -845,23 +853,27 @@ impl RedisBroker {
         Ok((epoch, int(items.next())?))
     }
 
-    /// Keeps every local room's state alive in Redis and catches up rooms
-    /// whose feed fell behind (a lost pub/sub message). Run periodically.
-    pub async fn maintain(&self) {
-        let rooms: Vec<(Arc<str>, u64)> = self
-            .feeds
-            .iter()
-            .flat_map(|shard| {
-                let feeds = shard.lock().unwrap_or_else(|p| p.into_inner());
+    /// Local rooms whose feed has started (a join read the room).
+    fn started_rooms(&self) -> Vec<Arc<str>> {
+        let mut rooms = Vec::new();
+        for shard in self.feeds.iter() {
+            let feeds = shard.lock().unwrap_or_else(|p| p.into_inner());
+            rooms.extend(
                 feeds
                     .iter()
                     .filter(|(_, f)| f.epoch.is_some())
-                    .map(|(room, f)| (room.clone(), f.seen))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+                    .map(|(room, _)| room.clone()),
+            );
+        }
+        rooms
+    }
+
+    /// Keeps every local room's state alive in Redis and catches up rooms
+    /// whose feed fell behind (a lost pub/sub message). Run periodically.
+    pub async fn maintain(&self) {
+        let rooms = self.started_rooms();
         let ttl = self.meta_ttl_ms().to_string().into_bytes();
-        for (room, _) in rooms {
+        for room in rooms {
             let meta = self.keys.meta(&room);
             let value = match self
                 .invoke(&self.scripts.touch, &[&meta], vec![ttl.clone()])
@@ -930,14 +942,8 @@ impl RedisBroker {
             backoff = BACKOFF_MIN;
             self.pubsub_up.store(true, Ordering::Relaxed);
             tracing::info!("redis pub/sub connected");
-            let rooms: Vec<Arc<str>> = self
-                .feeds
-                .iter()
-                .flat_map(|shard| {
-                    let feeds = shard.lock().unwrap_or_else(|p| p.into_inner());
-                    feeds.keys().cloned().collect::<Vec<_>>()
-                })
-                .collect();
+            // Feeds not started yet begin at their join's own read.
+            let rooms = self.started_rooms();
             for room in rooms {
                 self.catch_up_room(&room).await;
             }
@@ -1375,13 +1381,9 @@ impl Broker for RedisBroker {
                 _ => return,
             }
         };
-        if let (true, Some(sink)) = (subscribed, sink.as_mut()) {
-            let channel = self.keys.user_channel(user);
-            if let Err(error) =
-                bounded(self.settings.command_timeout, sink.unsubscribe(channel)).await
-            {
-                tracing::debug!(%error, "unsubscribe failed");
-            }
+        if subscribed {
+            self.unsubscribe(&mut sink, self.keys.user_channel(user))
+                .await;
         }
     }
 

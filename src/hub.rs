@@ -206,16 +206,6 @@ impl Hub {
         conns.len()
     }
 
-    /// Names of rooms with local subscribers.
-    pub fn rooms(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for shard in self.inner.shards.iter() {
-            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-            out.extend(shard.rooms.keys().map(|r| r.to_string()));
-        }
-        out
-    }
-
     /// Queues `frame` for every local connection of `user`.
     pub fn deliver_user(&self, user: &str, frame: &Bytes) -> usize {
         let shard = self.shard(user);

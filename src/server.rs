@@ -356,10 +356,7 @@ async fn serve_http<S>(
 /// it is not shutting down), 503 otherwise, so a load balancer sends new
 /// clients elsewhere.
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    let ready = shared.broker.is_ready();
-    metrics::get()
-        .broker_ready
-        .set(if ready { 1.0 } else { 0.0 });
+    let ready = broker_ready(&shared);
     if shared.shutdown.is_cancelled() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
     } else if !ready {
@@ -369,12 +366,18 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-/// `GET /metrics`: every metric in the Prometheus text format.
-async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
+/// Whether the broker is reachable, also recorded as a gauge.
+fn broker_ready(shared: &Shared) -> bool {
     let ready = shared.broker.is_ready();
     metrics::get()
         .broker_ready
         .set(if ready { 1.0 } else { 0.0 });
+    ready
+}
+
+/// `GET /metrics`: every metric in the Prometheus text format.
+async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
+    broker_ready(&shared);
     (
         [(
             header::CONTENT_TYPE,
@@ -390,35 +393,24 @@ const DEMO_PAGE: &[u8] = include_bytes!("../demo/dist/index.html");
 const DEMO_SCRIPT: &[u8] = include_bytes!("../demo/dist/demo.js");
 
 async fn demo_page(State(shared): State<Arc<Shared>>) -> Response {
-    if !shared.config.http.demo_page {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        ],
-        DEMO_PAGE,
-    )
-        .into_response()
+    demo_asset(&shared, "text/html; charset=utf-8", DEMO_PAGE)
 }
 
 async fn demo_script(State(shared): State<Arc<Shared>>) -> Response {
+    demo_asset(&shared, "text/javascript; charset=utf-8", DEMO_SCRIPT)
+}
+
+/// One of the demo page's files, unless `http.demo_page` is off.
+fn demo_asset(shared: &Shared, content_type: &'static str, body: &'static [u8]) -> Response {
     if !shared.config.http.demo_page {
         return StatusCode::NOT_FOUND.into_response();
     }
     (
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/javascript; charset=utf-8"),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
-        DEMO_SCRIPT,
+        body,
     )
         .into_response()
 }

@@ -529,12 +529,7 @@ async fn json_logs_carry_no_keys_and_no_message_contents() {
         &["--config", path.to_str().expect("utf-8 path")],
         &[("SWITCHBOARD_LOG__FORMAT", "json"), ("RUST_LOG", "trace")],
     );
-    let addr: SocketAddr = server
-        .ws_url()
-        .trim_start_matches("ws://")
-        .trim_end_matches("/ws")
-        .parse()
-        .expect("address");
+    let addr = addr_of(&server.ws_url());
     let mut alice = Client::connect(&server.ws_url(), None).await;
     alice.login("alice").await;
     alice.join("logged").await;

@@ -542,11 +542,7 @@ async fn redis_losing_its_newest_writes_starts_a_new_epoch() {
 
 /// `host:port` of a node.
 fn addr_of_node(node: &ServerProcess) -> std::net::SocketAddr {
-    node.ws_url()
-        .trim_start_matches("ws://")
-        .trim_end_matches("/ws")
-        .parse()
-        .expect("node address")
+    addr_of(&node.ws_url())
 }
 
 /// A JSON request to the HTTP API of a node (development mode: no key).

@@ -757,7 +757,8 @@ impl Client {
     }
 }
 
-fn addr_of(url: &str) -> SocketAddr {
+/// `IP:port` of a `ws://IP:port/...` URL.
+pub fn addr_of(url: &str) -> SocketAddr {
     let rest = url
         .strip_prefix("ws://")
         .expect("ws:// URL")
