@@ -47,7 +47,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -57,7 +56,7 @@ use futures_util::StreamExt as _;
 use prost::Message as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
 use redis::{Script, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerError, HistoryPage, HistoryQuery, Publication, PublishResult};
@@ -392,8 +391,9 @@ pub struct RedisBroker {
     sink: tokio::sync::Mutex<Option<PubSubSink>>,
     /// Rooms whose feed should be compared with Redis and caught up.
     catch_up: mpsc::Sender<Arc<str>>,
-    /// Whether the pub/sub connection is up (for readiness).
-    pubsub_up: AtomicBool,
+    /// Whether the pub/sub connection is up (for readiness, and for room
+    /// joins that wait for it).
+    pubsub_up: watch::Sender<bool>,
     /// The Lua scripts.
     scripts: Scripts,
 }
@@ -425,7 +425,7 @@ impl RedisBroker {
             users: Mutex::new(HashMap::new()),
             sink: tokio::sync::Mutex::new(None),
             catch_up,
-            pubsub_up: AtomicBool::new(false),
+            pubsub_up: watch::Sender::new(false),
             scripts: Scripts::new(),
         });
         tokio::spawn(broker.clone().pubsub(requests, stop));
@@ -434,7 +434,7 @@ impl RedisBroker {
 
     /// Whether the pub/sub connection to Redis is up.
     pub fn is_connected(&self) -> bool {
-        self.pubsub_up.load(Ordering::Relaxed)
+        *self.pubsub_up.borrow()
     }
 
     fn feeds(&self, room: &str) -> MutexGuard<'_, Feeds> {
@@ -519,25 +519,38 @@ impl RedisBroker {
     }
 
     /// Subscribes this node to a room's channel unless it already is.
+    ///
+    /// While the pub/sub connection is down (a node that has just started,
+    /// or a reconnect) it waits up to `command_timeout` for it.
     async fn subscribe_room(&self, room: &str) -> Result<(), BrokerError> {
-        let mut sink = self.sink.lock().await;
-        if self.feeds(room).get(room).is_some_and(|f| f.subscribed) {
-            return Ok(());
+        let deadline = tokio::time::Instant::now() + self.settings.command_timeout;
+        loop {
+            let mut sink = self.sink.lock().await;
+            if self.feeds(room).get(room).is_some_and(|f| f.subscribed) {
+                return Ok(());
+            }
+            if let Some(sink) = sink.as_mut() {
+                bounded(
+                    self.settings.command_timeout,
+                    sink.subscribe(self.keys.room_channel(room)),
+                )
+                .await?;
+                if let Some(feed) = self.feeds(room).get_mut(room) {
+                    feed.subscribed = true;
+                }
+                return Ok(());
+            }
+            drop(sink);
+            let mut up = self.pubsub_up.subscribe();
+            if tokio::time::timeout_at(deadline, up.wait_for(|up| *up))
+                .await
+                .is_err()
+            {
+                return Err(BrokerError::Unavailable(
+                    "redis: the pub/sub connection is down".to_owned(),
+                ));
+            }
         }
-        let Some(sink) = sink.as_mut() else {
-            return Err(BrokerError::Unavailable(
-                "redis: the pub/sub connection is down".to_owned(),
-            ));
-        };
-        bounded(
-            self.settings.command_timeout,
-            sink.subscribe(self.keys.room_channel(room)),
-        )
-        .await?;
-        if let Some(feed) = self.feeds(room).get_mut(room) {
-            feed.subscribed = true;
-        }
-        Ok(())
     }
 
     /// Drops one reference to a room's feed; the last one unsubscribes.
@@ -940,7 +953,7 @@ impl RedisBroker {
                 continue;
             }
             backoff = BACKOFF_MIN;
-            self.pubsub_up.store(true, Ordering::Relaxed);
+            self.pubsub_up.send_replace(true);
             tracing::info!("redis pub/sub connected");
             // Feeds not started yet begin at their join's own read.
             let rooms = self.started_rooms();
@@ -957,7 +970,7 @@ impl RedisBroker {
                     Some(room) = requests.recv() => self.catch_up_room(&room).await,
                 }
             }
-            self.pubsub_up.store(false, Ordering::Relaxed);
+            self.pubsub_up.send_replace(false);
             *self.sink.lock().await = None;
             tracing::warn!("redis pub/sub connection lost; reconnecting");
         }

@@ -684,3 +684,21 @@ async fn readiness_follows_redis() {
     redis.restart();
     wait_for(StatusCode::OK).await;
 }
+
+#[tokio::test]
+async fn a_join_waits_for_a_node_still_connecting_to_redis() {
+    let mut redis = RedisServer::start();
+    redis.stop();
+    let a = redis.node(&[("SWITCHBOARD_REDIS__COMMAND_TIMEOUT", "15s")]);
+    let mut alice = login(&a, "alice").await;
+    let id = alice.send(join("lobby")).await;
+    // The join is held while the node's pub/sub connection is down (it
+    // used to fail at once as UNAVAILABLE) and answered once Redis is there.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.restart();
+    let reply = alice.reply(id).await;
+    let joined = expect_kind!(reply, Kind::Join);
+    let position = joined.position.expect("a join reply has a position");
+    assert_eq!(position.offset, 0);
+    assert!(!position.epoch.is_empty());
+}
