@@ -146,18 +146,14 @@ impl ApiError {
 impl From<BrokerError> for ApiError {
     fn from(error: BrokerError) -> Self {
         tracing::warn!(%error, "broker call failed (HTTP API)");
-        match error {
-            BrokerError::Unavailable(message) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Unavailable,
-                message,
-            ),
-            BrokerError::Internal(message) => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::Internal,
-                message,
-            ),
-        }
+        let code = error.code();
+        let (status, message) = match error {
+            BrokerError::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, message),
+            // The call reached the broker and was not confirmed in time.
+            BrokerError::OutcomeUnknown(message) => (StatusCode::GATEWAY_TIMEOUT, message),
+            BrokerError::Internal(message) => (StatusCode::INTERNAL_SERVER_ERROR, message),
+        };
+        Self::new(status, code, message)
     }
 }
 

@@ -16,7 +16,9 @@ use crate::config::HistoryConfig;
 use crate::hub::Subscriber;
 use crate::outbound::ConnId;
 use crate::proto::server_frame::Kind;
-use crate::proto::{JoinReply, Payload, RoomMessage, ServerFrame, StreamPosition, Subscribed};
+use crate::proto::{
+    ErrorCode, JoinReply, Payload, RoomMessage, ServerFrame, StreamPosition, Subscribed,
+};
 
 /// What a client (or backend) asks to publish; the broker stamps the rest.
 #[derive(Clone, Debug)]
@@ -157,12 +159,30 @@ pub struct HistoryPage {
 /// Why a broker operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    /// The backing store is unreachable; nothing happened. Retryable.
+    /// The backing store is unreachable and the operation was not carried
+    /// out: nothing happened. Retryable.
     #[error("broker unavailable: {0}")]
     Unavailable(String),
+    /// The operation was handed to the backing store, which did not confirm
+    /// it in time (a timeout, or a connection dropped while it was in
+    /// flight): it may or may not have taken effect. Retryable with the same
+    /// idempotency key.
+    #[error("broker outcome unknown: {0}")]
+    OutcomeUnknown(String),
     /// An unexpected failure.
     #[error("broker internal error: {0}")]
     Internal(String),
+}
+
+impl BrokerError {
+    /// The wire error code a client or backend is answered with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            BrokerError::Unavailable(_) => ErrorCode::Unavailable,
+            BrokerError::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
+            BrokerError::Internal(_) => ErrorCode::Internal,
+        }
+    }
 }
 
 /// Room state and delivery, shared by every node of a deployment.

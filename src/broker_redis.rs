@@ -47,6 +47,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -208,17 +209,50 @@ pub(crate) fn unavailable(error: impl std::fmt::Display) -> BrokerError {
     BrokerError::Unavailable(format!("redis: {error}"))
 }
 
+/// What a Redis call that failed may have left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Nothing a caller could observe: a read, or a write whose repetition
+    /// is harmless. Every failure is `Unavailable`.
+    Read,
+    /// A write that may have been applied once it was sent: a timeout or a
+    /// connection dropped mid-call is `OutcomeUnknown`; only a failure
+    /// before sending (connection refused, an error reply) is `Unavailable`.
+    Write,
+}
+
+/// The broker error for a failed Redis call.
+fn failure(effect: Effect, error: &redis::RedisError) -> BrokerError {
+    let in_flight = !error.is_connection_refusal()
+        && (error.is_timeout() || error.is_connection_dropped() || error.is_io_error());
+    if effect == Effect::Write && in_flight {
+        BrokerError::OutcomeUnknown(format!("redis: {error}"))
+    } else {
+        unavailable(error)
+    }
+}
+
 /// Runs a Redis call with the configured timeout.
 pub(crate) async fn bounded<T>(
     timeout: Duration,
     call: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, BrokerError> {
+    bounded_with(Effect::Read, timeout, call).await
+}
+
+/// Runs a Redis call with the configured timeout; `effect` says what a
+/// failure may have left behind.
+pub(crate) async fn bounded_with<T>(
+    effect: Effect,
+    timeout: Duration,
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, BrokerError> {
+    const SILENT: &str = "redis: no answer within redis.command_timeout";
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(unavailable(error)),
-        Err(_) => Err(BrokerError::Unavailable(
-            "redis: no answer within redis.command_timeout".to_owned(),
-        )),
+        Ok(Err(error)) => Err(failure(effect, &error)),
+        Err(_) if effect == Effect::Write => Err(BrokerError::OutcomeUnknown(SILENT.to_owned())),
+        Err(_) => Err(BrokerError::Unavailable(SILENT.to_owned())),
     }
 }
 
@@ -226,6 +260,7 @@ pub(crate) async fn bounded<T>(
 /// it, e.g. after a restart) with the configured timeout.
 pub(crate) async fn run_script(
     conn: &ConnectionManager,
+    effect: Effect,
     timeout: Duration,
     script: &Script,
     keys: &[&str],
@@ -239,7 +274,7 @@ pub(crate) async fn run_script(
         invocation.arg(arg);
     }
     let mut conn = conn.clone();
-    bounded(timeout, invocation.invoke_async::<Value>(&mut conn)).await
+    bounded_with(effect, timeout, invocation.invoke_async::<Value>(&mut conn)).await
 }
 
 /// A connection manager that connects lazily and reconnects by itself, so a
@@ -394,6 +429,11 @@ pub struct RedisBroker {
     /// Whether the pub/sub connection is up (for readiness, and for room
     /// joins that wait for it).
     pubsub_up: watch::Sender<bool>,
+    /// Whether the last health check (a `PING` on the command connection)
+    /// was answered within `redis.health_timeout`. A Redis that hangs keeps
+    /// its connections open, so a live pub/sub connection alone does not
+    /// prove it answers.
+    answering: AtomicBool,
     /// The Lua scripts.
     scripts: Scripts,
 }
@@ -426,15 +466,54 @@ impl RedisBroker {
             sink: tokio::sync::Mutex::new(None),
             catch_up,
             pubsub_up: watch::Sender::new(false),
+            answering: AtomicBool::new(false),
             scripts: Scripts::new(),
         });
-        tokio::spawn(broker.clone().pubsub(requests, stop));
+        tokio::spawn(broker.clone().pubsub(requests, stop.clone()));
+        tokio::spawn(broker.clone().health(stop));
         Ok(broker)
     }
 
     /// Whether the pub/sub connection to Redis is up.
     pub fn is_connected(&self) -> bool {
         *self.pubsub_up.borrow()
+    }
+
+    /// Whether Redis answers: the pub/sub connection is up and the last
+    /// health check was answered in time.
+    pub fn is_answering(&self) -> bool {
+        self.is_connected() && self.answering.load(Ordering::Acquire)
+    }
+
+    /// The health task: every `redis.health_interval`, a `PING` that must be
+    /// answered within `redis.health_timeout`. Readiness turns false at the
+    /// first check that fails and true again at the first that succeeds.
+    async fn health(self: Arc<Self>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.settings.health_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let mut conn = self.conn.clone();
+            let command = redis::cmd("PING");
+            let ping = command.query_async::<String>(&mut conn);
+            let answered = matches!(
+                tokio::time::timeout(self.settings.health_timeout, ping).await,
+                Ok(Ok(_))
+            );
+            if self.answering.swap(answered, Ordering::AcqRel) != answered {
+                if answered {
+                    tracing::info!("redis answers again");
+                } else {
+                    tracing::warn!(
+                        timeout = ?self.settings.health_timeout,
+                        "redis did not answer a health check; this node is not ready"
+                    );
+                }
+            }
+        }
     }
 
     fn feeds(&self, room: &str) -> MutexGuard<'_, Feeds> {
@@ -464,12 +543,14 @@ impl RedisBroker {
 
     async fn invoke(
         &self,
+        effect: Effect,
         script: &Script,
         keys: &[&str],
         args: Vec<Vec<u8>>,
     ) -> Result<Value, BrokerError> {
         run_script(
             &self.conn,
+            effect,
             self.settings.command_timeout,
             script,
             keys,
@@ -506,7 +587,7 @@ impl RedisBroker {
         let meta = self.keys.meta(room);
         let stream = self.keys.stream(room);
         let value = self
-            .invoke(&self.scripts.read, &[&meta, &stream], args)
+            .invoke(Effect::Read, &self.scripts.read, &[&meta, &stream], args)
             .await?;
         let mut items = array(value)?.into_iter();
         let epoch = text(items.next())?;
@@ -858,7 +939,7 @@ impl RedisBroker {
             self.meta_ttl_ms().to_string().into_bytes(),
         ];
         let value = self
-            .invoke(&self.scripts.rewind, &[&meta, &stream], args)
+            .invoke(Effect::Read, &self.scripts.rewind, &[&meta, &stream], args)
             .await?;
         let mut items = array(value)?.into_iter();
         let epoch = text(items.next())?;
@@ -889,7 +970,7 @@ impl RedisBroker {
         for room in rooms {
             let meta = self.keys.meta(&room);
             let value = match self
-                .invoke(&self.scripts.touch, &[&meta], vec![ttl.clone()])
+                .invoke(Effect::Read, &self.scripts.touch, &[&meta], vec![ttl.clone()])
                 .await
             {
                 Ok(value) => value,
@@ -1028,7 +1109,8 @@ impl RedisBroker {
     /// Publishes an ephemeral frame on a channel.
     async fn publish_raw(&self, channel: String, payload: Vec<u8>) -> Result<(), BrokerError> {
         let mut conn = self.conn.clone();
-        bounded(
+        bounded_with(
+            Effect::Write,
             self.settings.command_timeout,
             redis::cmd("PUBLISH")
                 .arg(channel)
@@ -1183,7 +1265,7 @@ impl Broker for RedisBroker {
             self.meta_ttl_ms().to_string().into_bytes(),
         ];
         let value = self
-            .invoke(&self.scripts.publish, &[&meta, &stream, &idempotency], args)
+            .invoke(Effect::Write, &self.scripts.publish, &[&meta, &stream, &idempotency], args)
             .await?;
         let mut items = array(value)?.into_iter();
         let duplicate = int(items.next())? == 1;
@@ -1265,7 +1347,7 @@ impl Broker for RedisBroker {
         let meta = self.keys.meta(room);
         let stream = self.keys.stream(room);
         let value = self
-            .invoke(&self.scripts.history, &[&meta, &stream], args)
+            .invoke(Effect::Read, &self.scripts.history, &[&meta, &stream], args)
             .await?;
         let mut items = array(value)?.into_iter();
         let epoch = text(items.next())?;
@@ -1401,7 +1483,7 @@ impl Broker for RedisBroker {
     }
 
     fn is_ready(&self) -> bool {
-        self.is_connected()
+        self.is_answering()
     }
 }
 

@@ -13,6 +13,7 @@ impl ErrorCode {
                 | ErrorCode::Internal
                 | ErrorCode::RateLimited
                 | ErrorCode::Unavailable
+                | ErrorCode::OutcomeUnknown
         )
     }
 }
@@ -69,6 +70,7 @@ mod tests {
     #[test]
     fn temporary_matches_docs() {
         assert!(Error::from_code(ErrorCode::Unavailable, "x").temporary);
+        assert!(Error::from_code(ErrorCode::OutcomeUnknown, "x").temporary);
         assert!(!Error::from_code(ErrorCode::NotJoined, "x").temporary);
     }
 }

@@ -291,6 +291,17 @@ pub struct RedisConfig {
     /// (temporary). Default `2s`.
     #[serde(with = "humantime_serde")]
     pub command_timeout: Duration,
+    /// How often a node checks that Redis answers (a `PING`). `/readyz`
+    /// turns 503 at the first check that is not answered within
+    /// `health_timeout`, so at most `health_interval + health_timeout` after
+    /// Redis stops answering (a crash, a hang, a network partition), and 200
+    /// again at the first answered check, at most `health_interval` after
+    /// Redis is back. Default `1s`.
+    #[serde(with = "humantime_serde")]
+    pub health_interval: Duration,
+    /// Longest wait for the health check's answer. Default `1s`.
+    #[serde(with = "humantime_serde")]
+    pub health_timeout: Duration,
 }
 
 impl Default for RedisConfig {
@@ -299,6 +310,8 @@ impl Default for RedisConfig {
             prefix: "switchboard".to_owned(),
             presence_ttl: Duration::from_secs(30),
             command_timeout: Duration::from_secs(2),
+            health_interval: Duration::from_secs(1),
+            health_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -495,6 +508,8 @@ impl Config {
             ("history.ttl", self.history.ttl),
             ("redis.presence_ttl", self.redis.presence_ttl),
             ("redis.command_timeout", self.redis.command_timeout),
+            ("redis.health_interval", self.redis.health_interval),
+            ("redis.health_timeout", self.redis.health_timeout),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::Invalid(format!("{name} must be positive")));

@@ -19,7 +19,7 @@ use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 
 use crate::broker::BrokerError;
-use crate::broker_redis::{connection, run_script, Keys};
+use crate::broker_redis::{connection, run_script, Effect, Keys};
 use crate::config::RedisConfig;
 use crate::ids;
 use crate::presence::Presence;
@@ -94,8 +94,10 @@ impl RedisPresence {
     ) -> Result<Value, BrokerError> {
         let (members, data) = self.keys.presence(room);
         let keys = [members.as_str(), data.as_str()];
+        // Adding, removing and refreshing a member are safe to repeat.
         run_script(
             &self.conn,
+            Effect::Read,
             self.settings.command_timeout,
             script,
             &keys,

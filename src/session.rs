@@ -95,13 +95,13 @@ impl Session {
     pub(crate) async fn handle(&mut self, frame: ClientFrame) -> Flow {
         let id = frame.id;
         let Some(command) = frame.command else {
-            if id != 0 {
-                self.error(
-                    id,
-                    ErrorCode::UnknownCommand,
-                    "the frame carries no command this server knows",
-                );
-            }
+            // Answered even with id 0 (an empty frame, `{}`): a client that
+            // sent something this server cannot act on hears about it.
+            self.error(
+                id,
+                ErrorCode::UnknownCommand,
+                "the frame carries no command this server knows",
+            );
             return Flow::Continue;
         };
         if id == 0 {
@@ -573,12 +573,8 @@ impl Session {
     }
 
     fn broker_error(&self, id: u32, error: BrokerError) {
-        let code = match error {
-            BrokerError::Unavailable(_) => ErrorCode::Unavailable,
-            BrokerError::Internal(_) => ErrorCode::Internal,
-        };
         tracing::warn!(error = %error, "broker call failed");
-        self.error(id, code, &error.to_string());
+        self.error(id, error.code(), &error.to_string());
     }
 }
 

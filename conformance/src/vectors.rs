@@ -431,6 +431,21 @@ pub fn all() -> Vec<Case> {
             ),
         ),
         case(
+            "server_error_outcome_unknown",
+            "retryable error: the publish may have been applied; retry with the same idempotency key",
+            S,
+            &server(
+                6,
+                Kind::Error(Error {
+                    code: ErrorCode::OutcomeUnknown as i32,
+                    message: "broker unavailable: redis: no answer within redis.command_timeout"
+                        .into(),
+                    temporary: true,
+                    retry_after_ms: 0,
+                }),
+            ),
+        ),
+        case(
             "server_connect",
             "connect reply",
             S,

@@ -37,7 +37,8 @@ type ApiPublishRequest struct {
 	// The content.
 	Payload *Payload `protobuf:"bytes,1,opt,name=payload,proto3" json:"payload,omitempty"`
 	// The sender to stamp on the message, e.g. the user a backend acts for;
-	// empty: the API key's name.
+	// empty: the API key's name, or `development` when the API is open
+	// because no keys are configured (development mode).
 	Sender string `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
 	// Optional, at most 256 bytes; as in `PublishRequest`, scoped to the
 	// sender.
@@ -103,7 +104,8 @@ type ApiSendRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The content.
 	Payload *Payload `protobuf:"bytes,1,opt,name=payload,proto3" json:"payload,omitempty"`
-	// The sender to stamp on the message; empty: the API key's name.
+	// The sender to stamp on the message; empty: the API key's name, or
+	// `development` when the API is open (development mode, no keys).
 	Sender        string `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

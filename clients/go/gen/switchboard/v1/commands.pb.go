@@ -653,7 +653,11 @@ type HistoryRequest struct {
 	Limit uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Exclusive upper bound on offsets; 0 means no bound.
 	Before uint64 `protobuf:"varint,3,opt,name=before,proto3" json:"before,omitempty"`
-	// Exclusive lower bound on offsets; 0 means no bound.
+	// Exclusive lower bound on offsets; 0 means no bound, which returns the
+	// newest page as if `after` were not set. A forward read therefore starts
+	// from an offset the client already has (a message's, or the `position` of
+	// a join or history reply); to reach the oldest retained message, page
+	// backwards with `before` until `has_more` is false.
 	After         uint64 `protobuf:"varint,4,opt,name=after,proto3" json:"after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

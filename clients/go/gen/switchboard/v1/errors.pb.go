@@ -61,8 +61,16 @@ const (
 	ErrorCode_ERROR_CODE_LIMIT_EXCEEDED ErrorCode = 12
 	// Retryable. Too many commands; wait `retry_after_ms` before retrying.
 	ErrorCode_ERROR_CODE_RATE_LIMITED ErrorCode = 13
-	// Retryable. The broker is unreachable; the command had no effect.
+	// Retryable. The broker is unreachable and the command was not carried
+	// out: it had no effect, so sending it again cannot apply it twice.
 	ErrorCode_ERROR_CODE_UNAVAILABLE ErrorCode = 14
+	// Retryable. The command was handed to the broker, which did not confirm
+	// it in time (it timed out, or its connection dropped): it may or may not
+	// have taken effect. Retry a publish with the same `idempotency_key`: if
+	// the first attempt was applied, the retry returns its result with
+	// `duplicate` = true and nothing is delivered twice. A direct message
+	// has no key; sending it again may deliver it twice.
+	ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN ErrorCode = 15
 )
 
 // Enum value maps for ErrorCode.
@@ -83,6 +91,7 @@ var (
 		12: "ERROR_CODE_LIMIT_EXCEEDED",
 		13: "ERROR_CODE_RATE_LIMITED",
 		14: "ERROR_CODE_UNAVAILABLE",
+		15: "ERROR_CODE_OUTCOME_UNKNOWN",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED":       0,
@@ -100,6 +109,7 @@ var (
 		"ERROR_CODE_LIMIT_EXCEEDED":    12,
 		"ERROR_CODE_RATE_LIMITED":      13,
 		"ERROR_CODE_UNAVAILABLE":       14,
+		"ERROR_CODE_OUTCOME_UNKNOWN":   15,
 	}
 )
 
@@ -214,7 +224,7 @@ const file_switchboard_v1_errors_proto_rawDesc = "" +
 	"\x04code\x18\x01 \x01(\x0e2\x19.switchboard.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1c\n" +
 	"\ttemporary\x18\x03 \x01(\bR\ttemporary\x12$\n" +
-	"\x0eretry_after_ms\x18\x04 \x01(\rR\fretryAfterMs*\xc8\x03\n" +
+	"\x0eretry_after_ms\x18\x04 \x01(\rR\fretryAfterMs*\xe8\x03\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ERROR_CODE_INTERNAL\x10\x01\x12\x1a\n" +
@@ -231,7 +241,8 @@ const file_switchboard_v1_errors_proto_rawDesc = "" +
 	"\x15ERROR_CODE_NOT_JOINED\x10\v\x12\x1d\n" +
 	"\x19ERROR_CODE_LIMIT_EXCEEDED\x10\f\x12\x1b\n" +
 	"\x17ERROR_CODE_RATE_LIMITED\x10\r\x12\x1a\n" +
-	"\x16ERROR_CODE_UNAVAILABLE\x10\x0eB\xcd\x01\n" +
+	"\x16ERROR_CODE_UNAVAILABLE\x10\x0e\x12\x1e\n" +
+	"\x1aERROR_CODE_OUTCOME_UNKNOWN\x10\x0fB\xcd\x01\n" +
 	"\x12dev.switchboard.v1B\vErrorsProtoP\x01ZQgithub.com/switchboard-rt/switchboard/clients/go/gen/switchboard/v1;switchboardv1\xa2\x02\x03SXX\xaa\x02\x0eSwitchboard.V1\xca\x02\x0eSwitchboard\\V1\xe2\x02\x1aSwitchboard\\V1\\GPBMetadata\xea\x02\x0fSwitchboard::V1b\x06proto3"
 
 var (

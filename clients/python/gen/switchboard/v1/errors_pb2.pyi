@@ -22,6 +22,7 @@ class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_CODE_LIMIT_EXCEEDED: _ClassVar[ErrorCode]
     ERROR_CODE_RATE_LIMITED: _ClassVar[ErrorCode]
     ERROR_CODE_UNAVAILABLE: _ClassVar[ErrorCode]
+    ERROR_CODE_OUTCOME_UNKNOWN: _ClassVar[ErrorCode]
 ERROR_CODE_UNSPECIFIED: ErrorCode
 ERROR_CODE_INTERNAL: ErrorCode
 ERROR_CODE_BAD_REQUEST: ErrorCode
@@ -37,6 +38,7 @@ ERROR_CODE_NOT_JOINED: ErrorCode
 ERROR_CODE_LIMIT_EXCEEDED: ErrorCode
 ERROR_CODE_RATE_LIMITED: ErrorCode
 ERROR_CODE_UNAVAILABLE: ErrorCode
+ERROR_CODE_OUTCOME_UNKNOWN: ErrorCode
 
 class Error(_message.Message):
     __slots__ = ("code", "message", "temporary", "retry_after_ms")

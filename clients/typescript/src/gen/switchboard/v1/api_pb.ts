@@ -39,7 +39,8 @@ export type ApiPublishRequest = Message<"switchboard.v1.ApiPublishRequest"> & {
 
   /**
    * The sender to stamp on the message, e.g. the user a backend acts for;
-   * empty: the API key's name.
+   * empty: the API key's name, or `development` when the API is open
+   * because no keys are configured (development mode).
    *
    * @generated from field: string sender = 2;
    */
@@ -76,7 +77,8 @@ export type ApiSendRequest = Message<"switchboard.v1.ApiSendRequest"> & {
   payload?: Payload | undefined;
 
   /**
-   * The sender to stamp on the message; empty: the API key's name.
+   * The sender to stamp on the message; empty: the API key's name, or
+   * `development` when the API is open (development mode, no keys).
    *
    * @generated from field: string sender = 2;
    */

@@ -388,7 +388,11 @@ export type HistoryRequest = Message<"switchboard.v1.HistoryRequest"> & {
   before: bigint;
 
   /**
-   * Exclusive lower bound on offsets; 0 means no bound.
+   * Exclusive lower bound on offsets; 0 means no bound, which returns the
+   * newest page as if `after` were not set. A forward read therefore starts
+   * from an offset the client already has (a message's, or the `position` of
+   * a join or history reply); to reach the oldest retained message, page
+   * backwards with `before` until `has_more` is false.
    *
    * @generated from field: uint64 after = 4;
    */

@@ -94,7 +94,8 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * The sender to stamp on the message, e.g. the user a backend acts for;
-   * empty: the API key's name.
+   * empty: the API key's name, or `development` when the API is open
+   * because no keys are configured (development mode).
    * </pre>
    *
    * <code>string sender = 2 [json_name = "sender"];</code>
@@ -116,7 +117,8 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * The sender to stamp on the message, e.g. the user a backend acts for;
-   * empty: the API key's name.
+   * empty: the API key's name, or `development` when the API is open
+   * because no keys are configured (development mode).
    * </pre>
    *
    * <code>string sender = 2 [json_name = "sender"];</code>
@@ -715,7 +717,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * The sender to stamp on the message, e.g. the user a backend acts for;
-     * empty: the API key's name.
+     * empty: the API key's name, or `development` when the API is open
+     * because no keys are configured (development mode).
      * </pre>
      *
      * <code>string sender = 2 [json_name = "sender"];</code>
@@ -736,7 +739,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * The sender to stamp on the message, e.g. the user a backend acts for;
-     * empty: the API key's name.
+     * empty: the API key's name, or `development` when the API is open
+     * because no keys are configured (development mode).
      * </pre>
      *
      * <code>string sender = 2 [json_name = "sender"];</code>
@@ -758,7 +762,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * The sender to stamp on the message, e.g. the user a backend acts for;
-     * empty: the API key's name.
+     * empty: the API key's name, or `development` when the API is open
+     * because no keys are configured (development mode).
      * </pre>
      *
      * <code>string sender = 2 [json_name = "sender"];</code>
@@ -776,7 +781,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * The sender to stamp on the message, e.g. the user a backend acts for;
-     * empty: the API key's name.
+     * empty: the API key's name, or `development` when the API is open
+     * because no keys are configured (development mode).
      * </pre>
      *
      * <code>string sender = 2 [json_name = "sender"];</code>
@@ -791,7 +797,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * The sender to stamp on the message, e.g. the user a backend acts for;
-     * empty: the API key's name.
+     * empty: the API key's name, or `development` when the API is open
+     * because no keys are configured (development mode).
      * </pre>
      *
      * <code>string sender = 2 [json_name = "sender"];</code>

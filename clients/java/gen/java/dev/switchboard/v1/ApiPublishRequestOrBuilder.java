@@ -39,7 +39,8 @@ public interface ApiPublishRequestOrBuilder extends
   /**
    * <pre>
    * The sender to stamp on the message, e.g. the user a backend acts for;
-   * empty: the API key's name.
+   * empty: the API key's name, or `development` when the API is open
+   * because no keys are configured (development mode).
    * </pre>
    *
    * <code>string sender = 2 [json_name = "sender"];</code>
@@ -49,7 +50,8 @@ public interface ApiPublishRequestOrBuilder extends
   /**
    * <pre>
    * The sender to stamp on the message, e.g. the user a backend acts for;
-   * empty: the API key's name.
+   * empty: the API key's name, or `development` when the API is open
+   * because no keys are configured (development mode).
    * </pre>
    *
    * <code>string sender = 2 [json_name = "sender"];</code>

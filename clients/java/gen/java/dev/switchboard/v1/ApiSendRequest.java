@@ -92,7 +92,8 @@ private static final long serialVersionUID = 0L;
   private volatile java.lang.Object sender_ = "";
   /**
    * <pre>
-   * The sender to stamp on the message; empty: the API key's name.
+   * The sender to stamp on the message; empty: the API key's name, or
+   * `development` when the API is open (development mode, no keys).
    * </pre>
    *
    * <code>string sender = 2 [json_name = "sender"];</code>
@@ -113,7 +114,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The sender to stamp on the message; empty: the API key's name.
+   * The sender to stamp on the message; empty: the API key's name, or
+   * `development` when the API is open (development mode, no keys).
    * </pre>
    *
    * <code>string sender = 2 [json_name = "sender"];</code>
@@ -638,7 +640,8 @@ private static final long serialVersionUID = 0L;
     private java.lang.Object sender_ = "";
     /**
      * <pre>
-     * The sender to stamp on the message; empty: the API key's name.
+     * The sender to stamp on the message; empty: the API key's name, or
+     * `development` when the API is open (development mode, no keys).
      * </pre>
      *
      * <code>string sender = 2 [json_name = "sender"];</code>
@@ -658,7 +661,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The sender to stamp on the message; empty: the API key's name.
+     * The sender to stamp on the message; empty: the API key's name, or
+     * `development` when the API is open (development mode, no keys).
      * </pre>
      *
      * <code>string sender = 2 [json_name = "sender"];</code>
@@ -679,7 +683,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The sender to stamp on the message; empty: the API key's name.
+     * The sender to stamp on the message; empty: the API key's name, or
+     * `development` when the API is open (development mode, no keys).
      * </pre>
      *
      * <code>string sender = 2 [json_name = "sender"];</code>
@@ -696,7 +701,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The sender to stamp on the message; empty: the API key's name.
+     * The sender to stamp on the message; empty: the API key's name, or
+     * `development` when the API is open (development mode, no keys).
      * </pre>
      *
      * <code>string sender = 2 [json_name = "sender"];</code>
@@ -710,7 +716,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The sender to stamp on the message; empty: the API key's name.
+     * The sender to stamp on the message; empty: the API key's name, or
+     * `development` when the API is open (development mode, no keys).
      * </pre>
      *
      * <code>string sender = 2 [json_name = "sender"];</code>

@@ -38,7 +38,8 @@ public interface ApiSendRequestOrBuilder extends
 
   /**
    * <pre>
-   * The sender to stamp on the message; empty: the API key's name.
+   * The sender to stamp on the message; empty: the API key's name, or
+   * `development` when the API is open (development mode, no keys).
    * </pre>
    *
    * <code>string sender = 2 [json_name = "sender"];</code>
@@ -47,7 +48,8 @@ public interface ApiSendRequestOrBuilder extends
   java.lang.String getSender();
   /**
    * <pre>
-   * The sender to stamp on the message; empty: the API key's name.
+   * The sender to stamp on the message; empty: the API key's name, or
+   * `development` when the API is open (development mode, no keys).
    * </pre>
    *
    * <code>string sender = 2 [json_name = "sender"];</code>

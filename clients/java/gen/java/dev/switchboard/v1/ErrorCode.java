@@ -134,12 +134,26 @@ public enum ErrorCode
   ERROR_CODE_RATE_LIMITED(13),
   /**
    * <pre>
-   * Retryable. The broker is unreachable; the command had no effect.
+   * Retryable. The broker is unreachable and the command was not carried
+   * out: it had no effect, so sending it again cannot apply it twice.
    * </pre>
    *
    * <code>ERROR_CODE_UNAVAILABLE = 14;</code>
    */
   ERROR_CODE_UNAVAILABLE(14),
+  /**
+   * <pre>
+   * Retryable. The command was handed to the broker, which did not confirm
+   * it in time (it timed out, or its connection dropped): it may or may not
+   * have taken effect. Retry a publish with the same `idempotency_key`: if
+   * the first attempt was applied, the retry returns its result with
+   * `duplicate` = true and nothing is delivered twice. A direct message
+   * has no key; sending it again may deliver it twice.
+   * </pre>
+   *
+   * <code>ERROR_CODE_OUTCOME_UNKNOWN = 15;</code>
+   */
+  ERROR_CODE_OUTCOME_UNKNOWN(15),
   UNRECOGNIZED(-1),
   ;
 
@@ -271,12 +285,26 @@ public enum ErrorCode
   public static final int ERROR_CODE_RATE_LIMITED_VALUE = 13;
   /**
    * <pre>
-   * Retryable. The broker is unreachable; the command had no effect.
+   * Retryable. The broker is unreachable and the command was not carried
+   * out: it had no effect, so sending it again cannot apply it twice.
    * </pre>
    *
    * <code>ERROR_CODE_UNAVAILABLE = 14;</code>
    */
   public static final int ERROR_CODE_UNAVAILABLE_VALUE = 14;
+  /**
+   * <pre>
+   * Retryable. The command was handed to the broker, which did not confirm
+   * it in time (it timed out, or its connection dropped): it may or may not
+   * have taken effect. Retry a publish with the same `idempotency_key`: if
+   * the first attempt was applied, the retry returns its result with
+   * `duplicate` = true and nothing is delivered twice. A direct message
+   * has no key; sending it again may deliver it twice.
+   * </pre>
+   *
+   * <code>ERROR_CODE_OUTCOME_UNKNOWN = 15;</code>
+   */
+  public static final int ERROR_CODE_OUTCOME_UNKNOWN_VALUE = 15;
 
 
   public final int getNumber() {
@@ -318,6 +346,7 @@ public enum ErrorCode
       case 12: return ERROR_CODE_LIMIT_EXCEEDED;
       case 13: return ERROR_CODE_RATE_LIMITED;
       case 14: return ERROR_CODE_UNAVAILABLE;
+      case 15: return ERROR_CODE_OUTCOME_UNKNOWN;
       default: return null;
     }
   }

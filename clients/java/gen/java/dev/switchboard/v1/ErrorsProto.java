@@ -43,7 +43,7 @@ public final class ErrorsProto {
       "rd.v1\"\224\001\n\005Error\022-\n\004code\030\001 \001(\0162\031.switchbo" +
       "ard.v1.ErrorCodeR\004code\022\030\n\007message\030\002 \001(\tR" +
       "\007message\022\034\n\ttemporary\030\003 \001(\010R\ttemporary\022$" +
-      "\n\016retry_after_ms\030\004 \001(\rR\014retryAfterMs*\310\003\n" +
+      "\n\016retry_after_ms\030\004 \001(\rR\014retryAfterMs*\350\003\n" +
       "\tErrorCode\022\032\n\026ERROR_CODE_UNSPECIFIED\020\000\022\027" +
       "\n\023ERROR_CODE_INTERNAL\020\001\022\032\n\026ERROR_CODE_BA" +
       "D_REQUEST\020\002\022\036\n\032ERROR_CODE_UNKNOWN_COMMAN" +
@@ -55,12 +55,13 @@ public final class ErrorsProto {
       "ODE_ALREADY_JOINED\020\n\022\031\n\025ERROR_CODE_NOT_J" +
       "OINED\020\013\022\035\n\031ERROR_CODE_LIMIT_EXCEEDED\020\014\022\033" +
       "\n\027ERROR_CODE_RATE_LIMITED\020\r\022\032\n\026ERROR_COD" +
-      "E_UNAVAILABLE\020\016B\315\001\n\022dev.switchboard.v1B\013" +
-      "ErrorsProtoP\001ZQgithub.com/switchboard-rt" +
-      "/switchboard/clients/go/gen/switchboard/" +
-      "v1;switchboardv1\242\002\003SXX\252\002\016Switchboard.V1\312" +
-      "\002\016Switchboard\\V1\342\002\032Switchboard\\V1\\GPBMet" +
-      "adata\352\002\017Switchboard::V1b\006proto3"
+      "E_UNAVAILABLE\020\016\022\036\n\032ERROR_CODE_OUTCOME_UN" +
+      "KNOWN\020\017B\315\001\n\022dev.switchboard.v1B\013ErrorsPr" +
+      "otoP\001ZQgithub.com/switchboard-rt/switchb" +
+      "oard/clients/go/gen/switchboard/v1;switc" +
+      "hboardv1\242\002\003SXX\252\002\016Switchboard.V1\312\002\016Switch" +
+      "board\\V1\342\002\032Switchboard\\V1\\GPBMetadata\352\002\017" +
+      "Switchboard::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,

@@ -131,7 +131,11 @@ private static final long serialVersionUID = 0L;
   private long after_ = 0L;
   /**
    * <pre>
-   * Exclusive lower bound on offsets; 0 means no bound.
+   * Exclusive lower bound on offsets; 0 means no bound, which returns the
+   * newest page as if `after` were not set. A forward read therefore starts
+   * from an offset the client already has (a message's, or the `position` of
+   * a join or history reply); to reach the oldest retained message, page
+   * backwards with `before` until `has_more` is false.
    * </pre>
    *
    * <code>uint64 after = 4 [json_name = "after"];</code>
@@ -697,7 +701,11 @@ private static final long serialVersionUID = 0L;
     private long after_ ;
     /**
      * <pre>
-     * Exclusive lower bound on offsets; 0 means no bound.
+     * Exclusive lower bound on offsets; 0 means no bound, which returns the
+     * newest page as if `after` were not set. A forward read therefore starts
+     * from an offset the client already has (a message's, or the `position` of
+     * a join or history reply); to reach the oldest retained message, page
+     * backwards with `before` until `has_more` is false.
      * </pre>
      *
      * <code>uint64 after = 4 [json_name = "after"];</code>
@@ -709,7 +717,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Exclusive lower bound on offsets; 0 means no bound.
+     * Exclusive lower bound on offsets; 0 means no bound, which returns the
+     * newest page as if `after` were not set. A forward read therefore starts
+     * from an offset the client already has (a message's, or the `position` of
+     * a join or history reply); to reach the oldest retained message, page
+     * backwards with `before` until `has_more` is false.
      * </pre>
      *
      * <code>uint64 after = 4 [json_name = "after"];</code>
@@ -725,7 +737,11 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Exclusive lower bound on offsets; 0 means no bound.
+     * Exclusive lower bound on offsets; 0 means no bound, which returns the
+     * newest page as if `after` were not set. A forward read therefore starts
+     * from an offset the client already has (a message's, or the `position` of
+     * a join or history reply); to reach the oldest retained message, page
+     * backwards with `before` until `has_more` is false.
      * </pre>
      *
      * <code>uint64 after = 4 [json_name = "after"];</code>

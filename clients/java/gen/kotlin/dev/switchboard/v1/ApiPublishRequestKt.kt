@@ -77,7 +77,8 @@ public object ApiPublishRequestKt {
     /**
      * ```
      * The sender to stamp on the message, e.g. the user a backend acts for;
-     * empty: the API key's name.
+     * empty: the API key's name, or `development` when the API is open
+     * because no keys are configured (development mode).
      * ```
      *
      * `string sender = 2 [json_name = "sender"];`
@@ -92,7 +93,8 @@ public object ApiPublishRequestKt {
     /**
      * <pre>
      * The sender to stamp on the message, e.g. the user a backend acts for;
-     * empty: the API key's name.
+     * empty: the API key's name, or `development` when the API is open
+     * because no keys are configured (development mode).
      * </pre>
      *
      * <code>string sender = 2 [json_name = "sender"];</code>

@@ -76,7 +76,8 @@ public object ApiSendRequestKt {
 
     /**
      * ```
-     * The sender to stamp on the message; empty: the API key's name.
+     * The sender to stamp on the message; empty: the API key's name, or
+     * `development` when the API is open (development mode, no keys).
      * ```
      *
      * `string sender = 2 [json_name = "sender"];`
@@ -90,7 +91,8 @@ public object ApiSendRequestKt {
       }
     /**
      * <pre>
-     * The sender to stamp on the message; empty: the API key's name.
+     * The sender to stamp on the message; empty: the API key's name, or
+     * `development` when the API is open (development mode, no keys).
      * </pre>
      *
      * <code>string sender = 2 [json_name = "sender"];</code>

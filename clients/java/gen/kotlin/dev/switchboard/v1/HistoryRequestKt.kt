@@ -115,7 +115,11 @@ public object HistoryRequestKt {
 
     /**
      * ```
-     * Exclusive lower bound on offsets; 0 means no bound.
+     * Exclusive lower bound on offsets; 0 means no bound, which returns the
+     * newest page as if `after` were not set. A forward read therefore starts
+     * from an offset the client already has (a message's, or the `position` of
+     * a join or history reply); to reach the oldest retained message, page
+     * backwards with `before` until `has_more` is false.
      * ```
      *
      * `uint64 after = 4 [json_name = "after"];`
@@ -129,7 +133,11 @@ public object HistoryRequestKt {
       }
     /**
      * <pre>
-     * Exclusive lower bound on offsets; 0 means no bound.
+     * Exclusive lower bound on offsets; 0 means no bound, which returns the
+     * newest page as if `after` were not set. A forward read therefore starts
+     * from an offset the client already has (a message's, or the `position` of
+     * a join or history reply); to reach the oldest retained message, page
+     * backwards with `before` until `has_more` is false.
      * </pre>
      *
      * <code>uint64 after = 4 [json_name = "after"];</code>
