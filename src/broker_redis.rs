@@ -47,7 +47,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -429,11 +428,11 @@ pub struct RedisBroker {
     /// Whether the pub/sub connection is up (for readiness, and for room
     /// joins that wait for it).
     pubsub_up: watch::Sender<bool>,
-    /// Whether the last health check (a `PING` on the command connection)
-    /// was answered within `redis.health_timeout`. A Redis that hangs keeps
-    /// its connections open, so a live pub/sub connection alone does not
-    /// prove it answers.
-    answering: AtomicBool,
+    /// Whether Redis answers: the last health check (a `PING` on the
+    /// command connection) was answered within `redis.health_timeout`, and
+    /// no write failed since. A Redis that hangs keeps its connections open,
+    /// so a live pub/sub connection alone does not prove it answers.
+    answering: watch::Sender<bool>,
     /// The Lua scripts.
     scripts: Scripts,
 }
@@ -466,7 +465,7 @@ impl RedisBroker {
             sink: tokio::sync::Mutex::new(None),
             catch_up,
             pubsub_up: watch::Sender::new(false),
-            answering: AtomicBool::new(false),
+            answering: watch::Sender::new(false),
             scripts: Scripts::new(),
         });
         tokio::spawn(broker.clone().pubsub(requests, stop.clone()));
@@ -482,7 +481,39 @@ impl RedisBroker {
     /// Whether Redis answers: the pub/sub connection is up and the last
     /// health check was answered in time.
     pub fn is_answering(&self) -> bool {
-        self.is_connected() && self.answering.load(Ordering::Acquire)
+        self.is_connected() && *self.answering.borrow()
+    }
+
+    /// Waits (up to `command_timeout`) until Redis answers (see
+    /// [`RedisBroker::is_answering`]), so that a write
+    /// is only sent to a Redis that is expected to confirm it: one that
+    /// fails before it is sent had no effect (`Unavailable`), while one that
+    /// is sent and not confirmed may have (`OutcomeUnknown`).
+    async fn writable(&self) -> Result<(), BrokerError> {
+        let deadline = tokio::time::Instant::now() + self.settings.command_timeout;
+        let mut connected = self.pubsub_up.subscribe();
+        let mut answering = self.answering.subscribe();
+        while !self.is_answering() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(BrokerError::Unavailable(
+                        "redis: not answering; the command was not sent".to_owned(),
+                    ));
+                }
+                // The senders live as long as the broker.
+                _ = connected.changed() => {}
+                _ = answering.changed() => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Notes the outcome of a write: one that Redis did not answer makes the
+    /// node not ready until the next health check succeeds.
+    fn note_write<T>(&self, result: &Result<T, BrokerError>) {
+        if let Err(BrokerError::Unavailable(_) | BrokerError::OutcomeUnknown(_)) = result {
+            self.answering.send_replace(false);
+        }
     }
 
     /// The health task: every `redis.health_interval`, a `PING` that must be
@@ -503,7 +534,7 @@ impl RedisBroker {
                 tokio::time::timeout(self.settings.health_timeout, ping).await,
                 Ok(Ok(_))
             );
-            if self.answering.swap(answered, Ordering::AcqRel) != answered {
+            if self.answering.send_replace(answered) != answered {
                 if answered {
                     tracing::info!("redis answers again");
                 } else {
@@ -970,7 +1001,12 @@ impl RedisBroker {
         for room in rooms {
             let meta = self.keys.meta(&room);
             let value = match self
-                .invoke(Effect::Read, &self.scripts.touch, &[&meta], vec![ttl.clone()])
+                .invoke(
+                    Effect::Read,
+                    &self.scripts.touch,
+                    &[&meta],
+                    vec![ttl.clone()],
+                )
                 .await
             {
                 Ok(value) => value,
@@ -1108,8 +1144,9 @@ impl RedisBroker {
 
     /// Publishes an ephemeral frame on a channel.
     async fn publish_raw(&self, channel: String, payload: Vec<u8>) -> Result<(), BrokerError> {
+        self.writable().await?;
         let mut conn = self.conn.clone();
-        bounded_with(
+        let result = bounded_with(
             Effect::Write,
             self.settings.command_timeout,
             redis::cmd("PUBLISH")
@@ -1118,7 +1155,9 @@ impl RedisBroker {
                 .query_async::<i64>(&mut conn),
         )
         .await
-        .map(|_| ())
+        .map(|_| ());
+        self.note_write(&result);
+        result
     }
 
     /// Announces presence frames that every node delivers, this one included
@@ -1264,9 +1303,17 @@ impl Broker for RedisBroker {
             id.to_string().into_bytes(),
             self.meta_ttl_ms().to_string().into_bytes(),
         ];
-        let value = self
-            .invoke(Effect::Write, &self.scripts.publish, &[&meta, &stream, &idempotency], args)
-            .await?;
+        self.writable().await?;
+        let result = self
+            .invoke(
+                Effect::Write,
+                &self.scripts.publish,
+                &[&meta, &stream, &idempotency],
+                args,
+            )
+            .await;
+        self.note_write(&result);
+        let value = result?;
         let mut items = array(value)?.into_iter();
         let duplicate = int(items.next())? == 1;
         let result = text(items.next())?;

@@ -131,6 +131,27 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server with SIGSTOP: its sockets stay open and nothing
+    /// is answered, as with a hung process. [`RedisServer::resume`] undoes it.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a server frozen by [`RedisServer::pause`] (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("redis-server is running");
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill redis-server");
+        assert!(status.success(), "kill {signal} redis-server failed");
+    }
+
     /// Starts the server again on the same port and directory.
     pub fn restart(&mut self) {
         self.stop();
