@@ -153,9 +153,18 @@ pub struct LimitsConfig {
     /// Rooms one connection may have joined at once. Default `100`.
     pub max_rooms_per_connection: usize,
     /// Frames that may wait in one connection's outbound queue. A connection
-    /// whose queue overflows is closed with 4000 (slow consumer); nobody else
-    /// waits for it. Default `1024`.
+    /// whose queue overflows is closed with 4000 (slow consumer) at once;
+    /// nobody else waits for it. It rejoins with `since` and recovers what it
+    /// missed while the room's history still holds it, so keep this well
+    /// below `history.max_messages` (the server warns at start when it is
+    /// more than half of it). Default `256`.
     pub outbound_queue: usize,
+    /// Kernel send buffer of each client socket in bytes (`SO_SNDBUF`;
+    /// Linux reserves twice this for bookkeeping). Bounds what a client that
+    /// stopped reading holds in flight beyond its outbound queue, and the
+    /// kernel memory it pins; `0` leaves the kernel's autotuning (up to
+    /// several MiB per socket). Default `65536`.
+    pub socket_send_buffer: usize,
     /// Most frames the writer hands to the socket per flush. Default `64`.
     pub write_batch: usize,
     /// Time allowed between the upgrade and the `connect` command; closes
@@ -208,7 +217,8 @@ impl Default for LimitsConfig {
         Self {
             max_message_size: 64 * 1024,
             max_rooms_per_connection: 100,
-            outbound_queue: 1024,
+            outbound_queue: 256,
+            socket_send_buffer: 64 * 1024,
             write_batch: 64,
             connect_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(25),
@@ -424,6 +434,19 @@ impl Config {
         Ok(config)
     }
 
+    /// Settings that are valid but break a documented promise, one line
+    /// each; the server logs them as warnings at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.limits.outbound_queue > self.history.max_messages / 2 {
+            warnings.push(format!(
+                "limits.outbound_queue ({}) is more than half of history.max_messages ({}):                  a slow consumer closed with 4000 may have missed more than the history keeps,                  and then rejoins with recovered = false",
+                self.limits.outbound_queue, self.history.max_messages
+            ));
+        }
+        warnings
+    }
+
     /// Checks the cross-field rules that serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
@@ -594,6 +617,21 @@ mod tests {
             assert_eq!(config.redis.presence_ttl, Duration::from_secs(5));
             Ok(())
         });
+    }
+
+    #[test]
+    fn warns_when_a_slow_consumer_could_not_recover() {
+        assert!(Config::default().warnings().is_empty());
+        let mut config = Config::default();
+        config.limits.outbound_queue = 1024;
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("limits.outbound_queue"),
+            "{warnings:?}"
+        );
+        config.history.max_messages = 4096;
+        assert!(config.warnings().is_empty());
     }
 
     #[test]

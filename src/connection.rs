@@ -257,6 +257,11 @@ async fn run(shared: &Shared, link: &mut Link, session: &mut Session) -> End {
     loop {
         let mut stalled = false;
         let event = poll_fn(|cx| {
+            // Registered on every poll: `poll_write` registers only once it
+            // gets to take from the queue, and a full socket stops it before
+            // that, so an urgent close (a slow consumer's overflow) would
+            // otherwise wait for the next timer.
+            link.conn.register(cx);
             if let Some(reason) = link.conn.urgent_close() {
                 return Poll::Ready(Event::End(End::Close(reason)));
             }

@@ -52,6 +52,9 @@ fn main() -> anyhow::Result<()> {
         config.listen = listen;
     }
     init_tracing(&config);
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -216,6 +216,14 @@ pub async fn run(
         };
         // Frames are small and latency matters; the writer batches itself.
         let _ = stream.set_nodelay(true);
+        // A bounded kernel send buffer bounds what a client that stopped
+        // reading holds beyond its outbound queue (see LimitsConfig).
+        let send_buffer = shared.config.limits.socket_send_buffer;
+        if send_buffer > 0 {
+            if let Err(error) = socket2::SockRef::from(&stream).set_send_buffer_size(send_buffer) {
+                tracing::debug!(%error, "SO_SNDBUF not set");
+            }
+        }
         let service =
             app.clone()
                 .map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {

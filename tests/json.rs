@@ -155,6 +155,15 @@ async fn json_typed_client_and_unknown_fields() {
     let reply = j.reply(52).await;
     assert_error(&reply, 52, ErrorCode::UnknownCommand);
     j.ping_ok().await;
+
+    // Without an id, both are answered under id 0.
+    send_json(&mut j, json!({})).await;
+    let err = j.next_frame().await;
+    assert_error(&err, 0, ErrorCode::UnknownCommand);
+    send_json(&mut j, json!({"teleport": {"to": "mars"}})).await;
+    let err = j.next_frame().await;
+    assert_error(&err, 0, ErrorCode::UnknownCommand);
+    j.ping_ok().await;
     server.shutdown().await;
 }
 

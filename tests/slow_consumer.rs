@@ -147,3 +147,108 @@ async fn non_reading_connection_is_closed_with_4000_and_nobody_else_suffers() {
     drop((good, publisher, slow));
     server.shutdown().await;
 }
+
+/// Publishes and waits for the acknowledgement; the publisher's own copies
+/// are read and dropped.
+async fn publish_ok(publisher: &mut Client, room: &str, text: &str) -> u64 {
+    let reply = publisher.request(publish(room, text)).await;
+    while publisher.rx.pop_pending().is_some() {}
+    expect_kind!(reply, Kind::Publish).offset
+}
+
+/// `switchboard_slow_consumer_disconnects_total` of a server process.
+async fn slow_consumer_closes(node: &ServerProcess) -> u64 {
+    let reply = common::http_client::call(
+        addr_of(&node.ws_url()),
+        hyper::Method::GET,
+        "/metrics",
+        &[],
+        Vec::new(),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&reply.body).into_owned();
+    text.lines()
+        .find_map(|line| line.strip_prefix("switchboard_slow_consumer_disconnects_total "))
+        .map_or(0, |value| value.trim().parse().expect("a counter value"))
+}
+
+/// The promise of close_codes.proto and the README under the default
+/// settings: a subscriber that stops reading is closed with 4000 soon after
+/// its queue overflows (not at the next ping), and rejoining with `since`
+/// the position it had recovers every message it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_reading_is_closed_promptly_and_recovers_everything() {
+    // Default settings: nothing but the listen address is configured.
+    let node = ServerProcess::spawn(&[]);
+    let room = "feed";
+    let payload = "x".repeat(4096);
+
+    let mut slow = Client::connect_small_rcvbuf(&node.ws_url()).await;
+    slow.login("slow").await;
+    let epoch = slow.join(room).await.position.expect("position").epoch;
+    let mut publisher = Client::connect(&node.ws_url(), None).await;
+    publisher.login("publisher").await;
+    publisher.join(room).await;
+
+    // The slow reader takes the first 20 messages, then stops reading.
+    let mut published = 0u64;
+    while published < 20 {
+        publish_ok(&mut publisher, room, &payload).await;
+        published += 1;
+    }
+    let mut held = 0;
+    while held < 20 {
+        held = slow.next_message().await.offset;
+    }
+
+    // 400 messages of 4 KiB a second until the server gives up on it. The
+    // queue and the socket buffers hold a few hundred, so it overflows
+    // within a few seconds; it must be closed at once then, not at the next
+    // ping (25 s).
+    let mut tick = tokio::time::interval(Duration::from_micros(2500));
+    let limit = 4000;
+    let mut closed_at = None;
+    while published < limit {
+        tick.tick().await;
+        publish_ok(&mut publisher, room, &payload).await;
+        published += 1;
+        if published % 20 == 0 && slow_consumer_closes(&node).await > 0 {
+            closed_at = Some(published);
+            break;
+        }
+    }
+    let closed_at = closed_at.unwrap_or_else(|| {
+        panic!("the reader that stopped at offset {held} was not closed after {published} messages")
+    });
+    // Publishing goes on while it reconnects (one more second).
+    for _ in 0..400 {
+        tick.tick().await;
+        publish_ok(&mut publisher, room, &payload).await;
+        published += 1;
+    }
+
+    // It reconnects and rejoins from the position it held: everything after
+    // it is recovered, in order, then live messages follow.
+    drop(slow);
+    let mut back = Client::connect(&node.ws_url(), None).await;
+    back.login("slow").await;
+    let id = back.send(join_since(room, held, &epoch)).await;
+    let reply = back.reply(id).await;
+    let joined = expect_kind!(reply, Kind::Join);
+    assert!(
+        joined.recovered,
+        "closed after {closed_at} messages, holding {held}: not recovered"
+    );
+    let offsets: Vec<u64> = joined.messages.iter().map(|m| m.offset).collect();
+    assert_eq!(
+        offsets,
+        (held + 1..=published).collect::<Vec<_>>(),
+        "the join reply holds every message after {held}"
+    );
+    publish_ok(&mut publisher, room, "live").await;
+    assert_eq!(back.next_message().await.offset, published + 1);
+    eprintln!(
+        "closed after {closed_at} of {published} messages; recovered {}",
+        offsets.len()
+    );
+}
