@@ -93,6 +93,10 @@ const SUBSCRIBE_CHUNK: usize = 512;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
+/// How often the health check repeats while Redis does not answer, so a
+/// node is ready again soon after Redis is.
+const RECHECK_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Node id used for presence events every node delivers (including the one
 /// that sent them).
 const ANY_NODE: &str = "-";
@@ -107,6 +111,17 @@ struct Scripts {
 }
 
 impl Scripts {
+    /// Every script, for loading them all.
+    fn all(&self) -> [&Script; 5] {
+        [
+            &self.publish,
+            &self.read,
+            &self.history,
+            &self.touch,
+            &self.rewind,
+        ]
+    }
+
     fn new() -> Self {
         Self {
             publish: Script::new(concat!(
@@ -433,6 +448,8 @@ pub struct RedisBroker {
     /// no write failed since. A Redis that hangs keeps its connections open,
     /// so a live pub/sub connection alone does not prove it answers.
     answering: watch::Sender<bool>,
+    /// Wakes the health task for a check right away (a write failed).
+    recheck: tokio::sync::Notify,
     /// The Lua scripts.
     scripts: Scripts,
 }
@@ -466,6 +483,7 @@ impl RedisBroker {
             catch_up,
             pubsub_up: watch::Sender::new(false),
             answering: watch::Sender::new(false),
+            recheck: tokio::sync::Notify::new(),
             scripts: Scripts::new(),
         });
         tokio::spawn(broker.clone().pubsub(requests, stop.clone()));
@@ -509,30 +527,26 @@ impl RedisBroker {
     }
 
     /// Notes the outcome of a write: one that Redis did not answer makes the
-    /// node not ready until the next health check succeeds.
+    /// node not ready, and the health task checks again at once.
     fn note_write<T>(&self, result: &Result<T, BrokerError>) {
         if let Err(BrokerError::Unavailable(_) | BrokerError::OutcomeUnknown(_)) = result {
             self.answering.send_replace(false);
+            self.recheck.notify_one();
         }
     }
 
-    /// The health task: every `redis.health_interval`, a `PING` that must be
-    /// answered within `redis.health_timeout`. Readiness turns false at the
-    /// first check that fails and true again at the first that succeeds.
+    /// The health task. Every `redis.health_interval` (every
+    /// [`RECHECK_INTERVAL`] while Redis does not answer), it asks Redis
+    /// whether it has the scripts, which must be answered within
+    /// `redis.health_timeout`, and loads any it lacks (a restarted Redis),
+    /// so that a publish needs one round trip even right after a restart.
+    /// Readiness turns false at the first check that fails and true again
+    /// at the first that succeeds.
     async fn health(self: Arc<Self>, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(self.settings.health_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            let mut conn = self.conn.clone();
-            let command = redis::cmd("PING");
-            let ping = command.query_async::<String>(&mut conn);
             let answered = matches!(
-                tokio::time::timeout(self.settings.health_timeout, ping).await,
-                Ok(Ok(_))
+                tokio::time::timeout(self.settings.health_timeout, self.check_scripts()).await,
+                Ok(Ok(()))
             );
             if self.answering.send_replace(answered) != answered {
                 if answered {
@@ -544,7 +558,36 @@ impl RedisBroker {
                     );
                 }
             }
+            let wait = if answered {
+                self.settings.health_interval
+            } else {
+                self.settings.health_interval.min(RECHECK_INTERVAL)
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.recheck.notified() => {}
+            }
         }
+    }
+
+    /// One health check: `SCRIPT EXISTS` for every script, then
+    /// `SCRIPT LOAD` for those Redis does not have.
+    async fn check_scripts(&self) -> redis::RedisResult<()> {
+        let scripts = self.scripts.all();
+        let mut conn = self.conn.clone();
+        let mut exists = redis::cmd("SCRIPT");
+        exists.arg("EXISTS");
+        for script in scripts {
+            exists.arg(script.get_hash());
+        }
+        let present: Vec<bool> = exists.query_async(&mut conn).await?;
+        for (script, present) in scripts.iter().zip(present) {
+            if !present {
+                script.load_async(&mut conn).await?;
+            }
+        }
+        Ok(())
     }
 
     fn feeds(&self, room: &str) -> MutexGuard<'_, Feeds> {

@@ -36,6 +36,10 @@ pub enum Scenario {
     Rtt,
     /// A connection storm: connects per second.
     Connect,
+    /// Reconnect storms: `cycles` times, `subscribers` connections join
+    /// `rooms` rooms, receive a message each and drop at once (no close
+    /// handshake); then the server's memory once they are all gone.
+    Churn,
 }
 
 /// What to run.
@@ -71,6 +75,9 @@ pub struct Params {
     /// Seconds to let an idle server settle before reading its memory.
     #[arg(long, default_value_t = 3.0)]
     pub settle: f64,
+    /// Storms in the churn scenario.
+    #[arg(long, default_value_t = 3)]
+    pub cycles: u32,
 }
 
 /// What a run measured. Absent values were not measured by that scenario.
@@ -108,6 +115,12 @@ pub struct Outcome {
     pub rss_per_connection: Option<f64>,
     /// Connections (with the protocol handshake) per second.
     pub connects_per_sec: Option<f64>,
+    /// Server RSS before the first storm (churn), bytes.
+    pub rss_base_bytes: Option<u64>,
+    /// Largest server RSS seen during the storms, bytes.
+    pub rss_peak_bytes: Option<u64>,
+    /// Server RSS once every connection was gone, bytes.
+    pub rss_after_bytes: Option<u64>,
     /// Connections that failed or were closed by the server.
     pub errors: u64,
     /// First error, if any.
@@ -128,6 +141,7 @@ pub async fn run(
         Scenario::Idle => idle(endpoint, pids, params).await?,
         Scenario::Rtt => rtt(endpoint, params).await?,
         Scenario::Connect => storm(endpoint, pids, params).await?,
+        Scenario::Churn => churn(endpoint, pids, params).await?,
     };
     outcome.target = endpoint.target.name().to_owned();
     outcome.scenario = format!("{scenario:?}").to_lowercase();
@@ -501,6 +515,52 @@ async fn idle(endpoint: Endpoint, pids: &[u32], params: &Params) -> Result<Outco
     })
 }
 
+/// Reconnect storms, then the memory the server keeps after them.
+async fn churn(endpoint: Endpoint, pids: &[u32], params: &Params) -> Result<Outcome> {
+    let timeout = Duration::from_secs_f64(params.timeout);
+    let rooms = params.rooms.clamp(1, params.subscribers.max(1));
+    let per_room = params.subscribers.div_ceil(rooms);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let base = procfs::rss_bytes_all(pids)?;
+    let mut peak = base;
+    let mut connections = 0;
+    let started = Instant::now();
+    for _ in 0..params.cycles.max(1) {
+        let mut fleet = Fleet::open(endpoint, rooms, per_room, false, timeout).await?;
+        fleet.warm_up(rooms, params.payload, timeout).await?;
+        peak = peak.max(procfs::rss_bytes_all(pids)?);
+        connections += fleet.members.len() as u64;
+        // Every connection goes at once, as when a network or a client
+        // fleet fails: the sockets close without a WebSocket close.
+        for member in &fleet.members {
+            member.task.abort();
+        }
+        for publisher in &fleet.publishers {
+            publisher.task.abort();
+        }
+        drop(fleet);
+        // The server cleans up while the next storm arrives.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        peak = peak.max(procfs::rss_bytes_all(pids)?);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs_f64(params.settle)).await;
+    let after = procfs::rss_bytes_all(pids)?;
+    Ok(Outcome {
+        label: format!(
+            "{} storms of {} connections in {rooms} rooms",
+            params.cycles.max(1),
+            rooms * per_room
+        ),
+        connections,
+        seconds,
+        rss_base_bytes: Some(base),
+        rss_peak_bytes: Some(peak),
+        rss_after_bytes: Some(after),
+        ..Outcome::default()
+    })
+}
+
 /// Round trips: publish, wait for the own delivery, repeat.
 async fn rtt(endpoint: Endpoint, params: &Params) -> Result<Outcome> {
     let timeout = Duration::from_secs_f64(params.timeout);
@@ -651,6 +711,7 @@ mod tests {
             concurrency: 8,
             timeout: 20.0,
             settle: 0.2,
+            cycles: 2,
         }
     }
 
@@ -724,6 +785,23 @@ mod tests {
             // Two publisher connections: 60 rooms exceed one's share.
             assert_eq!(o.connections, 60 * 3 + 2);
             assert_eq!(o.expected, 120 * 3);
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn churn_reports_memory_before_during_and_after() {
+        with_server(|endpoint, pid| async move {
+            let o = run(Scenario::Churn, endpoint, &[pid], &small())
+                .await
+                .unwrap();
+            assert_eq!((o.connections, o.errors), (2 * 20, 0));
+            let (base, peak, after) = (
+                o.rss_base_bytes.unwrap(),
+                o.rss_peak_bytes.unwrap(),
+                o.rss_after_bytes.unwrap(),
+            );
+            assert!(base > 0 && peak >= base && after > 0, "{o:?}");
         })
         .await;
     }
