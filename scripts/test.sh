@@ -6,7 +6,8 @@
 #      and integration tests, the golden vectors and the reference scenario
 #      runner, all against real servers on 127.0.0.1:0);
 #   2. schemas: regenerate every stub and vector and fail on any difference,
-#      buf lint, and buf breaking against the previous commit's proto tree;
+#      buf lint, and buf breaking against the committed v1 baseline images
+#      (conformance/baseline/), including a check that it refuses a mutant;
 #   3. SDKs: each client's own test.sh (it installs its pinned dependencies,
 #      lints, and runs vectors, scenarios and reconnect tests against the
 #      server binary built here), then demo/test.sh (the demo page in
@@ -128,14 +129,31 @@ fi
 step "buf lint"
 npx buf lint
 
-step "buf breaking against the previous commit"
-if git rev-parse --verify --quiet HEAD~1 >/dev/null; then
-  npx buf breaking --against ".git#ref=HEAD~1"
-  echo "no breaking change against $(git rev-parse --short HEAD~1)"
-else
-  echo "the checkout has no previous commit to compare with (shallow clone?)" >&2
+step "buf breaking against the released v1 schema"
+# The baseline is a committed image of each module as released
+# (conformance/baseline/); every commit is compared with it, so no sequence
+# of commits can break v1. Adding to the schema is compatible and leaves the
+# baseline as it is.
+npx buf breaking proto --against conformance/baseline/switchboard-v1.binpb
+npx buf breaking examples/proto --against conformance/baseline/chat-v1.binpb
+echo "no breaking change against the v1 baseline"
+# The check must be able to fail: a copy of the tree with a field removed
+# from errors.proto is refused.
+mutant="$(mktemp -d)"
+cp -r buf.yaml proto examples "$mutant/"
+sed -i '/uint32 retry_after_ms = 4;/d' "$mutant/proto/switchboard/v1/errors.proto"
+if (cd "$mutant" && npx --prefix "$OLDPWD" buf breaking proto \
+  --against "$OLDPWD/conformance/baseline/switchboard-v1.binpb") >"$mutant/out" 2>&1; then
+  echo "buf breaking accepted a removed field" >&2
   exit 1
 fi
+grep -q 'retry_after_ms' "$mutant/out" || {
+  echo "buf breaking failed for another reason:" >&2
+  cat "$mutant/out" >&2
+  exit 1
+}
+echo "a removed field is refused: $(head -n 1 "$mutant/out")"
+rm -rf "$mutant"
 
 step "build the server binary for the SDK suites"
 cargo build ${cargo_flags[@]+"${cargo_flags[@]}"} --bin switchboard

@@ -39,11 +39,16 @@
 //! reply first and then exactly the messages after the reply's position.
 //!
 //! # When Redis is unreachable
-//! The node keeps serving its connections. Publishes, joins and history
-//! reads fail with `BrokerError::Unavailable` (temporary) after at most
-//! `redis.command_timeout`; a publish never reports success it did not have.
-//! The pub/sub connection is retried with backoff, every channel is
-//! subscribed again, and every room catches up from the stream.
+//! The node keeps serving its connections. A health task checks that Redis
+//! answers (`redis.health_interval`, and at once after a failed write); while
+//! it does not, writes are not sent and fail with `BrokerError::Unavailable`
+//! (nothing happened). A write that was sent and not confirmed within
+//! `redis.command_timeout` fails with `BrokerError::OutcomeUnknown`: it may
+//! have been applied, and a publish retried with the same idempotency key
+//! finds out. Joins and history reads fail with `Unavailable`. A publish
+//! never reports success it did not have. The pub/sub connection is retried
+//! with backoff, every channel is subscribed again, and every room catches
+//! up from the stream.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};

@@ -296,17 +296,22 @@ pub struct RedisConfig {
     /// Default `30s`.
     #[serde(with = "humantime_serde")]
     pub presence_ttl: Duration,
-    /// Longest wait for one Redis command (or a connection attempt); a
-    /// publish or join that takes longer fails with `ERROR_CODE_UNAVAILABLE`
-    /// (temporary). Default `2s`.
+    /// Longest wait for one Redis command (or a connection attempt). A
+    /// publish (or direct message) that Redis does not confirm in time fails
+    /// with `ERROR_CODE_OUTCOME_UNKNOWN`: it may have been applied, so retry
+    /// it with the same idempotency key. A join or read fails with
+    /// `ERROR_CODE_UNAVAILABLE`. Both are temporary. Default `2s`.
     #[serde(with = "humantime_serde")]
     pub command_timeout: Duration,
-    /// How often a node checks that Redis answers (a `PING`). `/readyz`
-    /// turns 503 at the first check that is not answered within
-    /// `health_timeout`, so at most `health_interval + health_timeout` after
-    /// Redis stops answering (a crash, a hang, a network partition), and 200
-    /// again at the first answered check, at most `health_interval` after
-    /// Redis is back. Default `1s`.
+    /// How often a node checks that Redis answers (`SCRIPT EXISTS`, which
+    /// also reloads the scripts into a restarted Redis). `/readyz` turns 503
+    /// at the first check that is not answered within `health_timeout` (at
+    /// most `health_interval + health_timeout` after Redis stops answering:
+    /// a crash, a hang, a partition), or at once when a write is not
+    /// answered in time. While Redis does not answer the check repeats every
+    /// 100 ms, and `/readyz` is 200 again at the first answered one. While
+    /// not ready, writes are not sent (they fail with `ERROR_CODE_UNAVAILABLE`
+    /// after waiting up to `command_timeout` for Redis). Default `1s`.
     #[serde(with = "humantime_serde")]
     pub health_interval: Duration,
     /// Longest wait for the health check's answer. Default `1s`.

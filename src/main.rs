@@ -38,6 +38,14 @@ struct ServeArgs {
     listen: Option<SocketAddr>,
 }
 
+/// mimalloc instead of the system allocator: glibc's malloc keeps the memory
+/// of a reconnect storm (thousands of connections' buffers freed at once) in
+/// its per-thread arenas, so a node stayed ~17 MiB above its baseline after
+/// every client had left; mimalloc returns freed pages to the system.
+/// `switchboard-bench run --scenario churn` measures it (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let args = match cli.command {

@@ -212,7 +212,7 @@ async fn a_reader_that_stops_reading_is_closed_promptly_and_recovers_everything(
         tick.tick().await;
         publish_ok(&mut publisher, room, &payload).await;
         published += 1;
-        if published % 20 == 0 && slow_consumer_closes(&node).await > 0 {
+        if published.is_multiple_of(20) && slow_consumer_closes(&node).await > 0 {
             closed_at = Some(published);
             break;
         }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # TypeScript SDK: install the pinned toolchain (package-lock.json), lint,
 # build, then run every test (unit, golden vectors, conformance scenarios,
-# reconnect, client API, package layout) against the real server binary
-# given by SWITCHBOARD_BIN (default <repo>/target/debug/switchboard).
+# reconnect, client API, publish retries, package layout) against the real
+# server binary given by SWITCHBOARD_BIN (default
+# <repo>/target/debug/switchboard); the publish-retry tests also start a real
+# redis-server from PATH (scripts/test.sh installs it).
 # Ends with the line "typescript tests: N passed, N failed, N skipped".
 set -euo pipefail
 

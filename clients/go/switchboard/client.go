@@ -289,38 +289,6 @@ func (c *Client) Leave(ctx context.Context, room string) error {
 	return err
 }
 
-// PublishOption configures [Client.Publish].
-type PublishOption func(*switchboardv1.PublishRequest)
-
-// IdempotencyKey makes a publish safe to retry: a publish with the same key
-// (from the same user, to the same room, within the server's idempotency
-// window) returns the first one's acknowledgement and is delivered once. A
-// publish with a key that a lost connection cut off is sent again after the
-// reconnect; without a key it fails with [*ConnectionLostError].
-func IdempotencyKey(key string) PublishOption {
-	return func(r *switchboardv1.PublishRequest) { r.IdempotencyKey = key }
-}
-
-// Publish publishes content (see [Content]) to a joined room and returns the
-// acknowledgement: the message's offset and epoch, id, timestamp, and
-// whether it was a duplicate of an earlier publish with the same key.
-func (c *Client) Publish(ctx context.Context, room string, content Content, opts ...PublishOption) (*switchboardv1.PublishReply, error) {
-	payload, err := ToPayload(content)
-	if err != nil {
-		return nil, err
-	}
-	request := &switchboardv1.PublishRequest{Room: room, Payload: payload}
-	for _, opt := range opts {
-		opt(request)
-	}
-	frame := &switchboardv1.ClientFrame{Command: &switchboardv1.ClientFrame_Publish{Publish: request}}
-	reply, err := c.command(ctx, "publish", frame, request.IdempotencyKey != "", nil)
-	if err != nil {
-		return nil, err
-	}
-	return reply.GetPublish(), nil
-}
-
 // Direct sends content (see [Content]) to every connection of user. It
 // succeeds, delivering nothing, when the user is not connected.
 func (c *Client) Direct(ctx context.Context, user string, content Content) (*switchboardv1.DirectReply, error) {

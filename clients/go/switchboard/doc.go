@@ -16,6 +16,10 @@
 //   - client.go: [Dial], the [Client] and its commands. Every command takes a
 //     context, waits (bounded) for a connection while reconnecting, and has a
 //     timeout ([WithCommandTimeout], default 10 s).
+//   - publish.go: [Client.Publish]: the idempotency key of every publish
+//     (the application's, or a generated one) and the automatic retries of
+//     a publish the broker did not carry out or did not confirm
+//     ([WithPublishRetries]).
 //   - connection.go: one WebSocket, its reader goroutine and the commands in
 //     flight on it. The reader decodes frames and dispatches them in arrival
 //     order; it never blocks on the application.

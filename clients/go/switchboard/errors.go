@@ -21,6 +21,11 @@ type ServerError struct {
 	// Message is human-readable detail, for logs.
 	Message string
 	// Temporary is true when the same command may succeed if retried later.
+	// Among the temporary codes, ERROR_CODE_UNAVAILABLE means the command
+	// was not carried out, and ERROR_CODE_OUTCOME_UNKNOWN that the broker
+	// did not confirm it in time: it may or may not have taken effect
+	// (retry a publish with the same idempotency key; [Client.Publish] does
+	// so itself, see [WithPublishRetries]).
 	Temporary bool
 	// RetryAfter is how long to wait before retrying (the server's
 	// retry_after_ms), for ERROR_CODE_RATE_LIMITED; 0 otherwise.
@@ -114,9 +119,10 @@ func (e *ClosedError) Unwrap() error { return e.Err }
 
 // ConnectionLostError says the connection dropped while a command that is not
 // safe to send twice was in flight: it may or may not have taken effect.
-// Only [Client.Publish] without an idempotency key and [Client.Direct]
-// return it; give a publish an [IdempotencyKey] and the client sends it again
-// after reconnecting instead.
+// Only [Client.Publish] without an application [IdempotencyKey] (inside a
+// [*PublishError] that carries the generated key to retry with) and
+// [Client.Direct] return it; give a publish an IdempotencyKey and the client
+// sends it again after reconnecting instead.
 type ConnectionLostError struct {
 	// Command is the command whose outcome is unknown.
 	Command string
@@ -125,3 +131,24 @@ type ConnectionLostError struct {
 func (e *ConnectionLostError) Error() string {
 	return fmt.Sprintf("switchboard: connection lost while %s was in flight; its outcome is unknown", e.Command)
 }
+
+// PublishError is every error of [Client.Publish]: its cause and the
+// idempotency key the publish carried, so that the application can publish
+// again with [IdempotencyKey](err.IdempotencyKey) and be sure the message is
+// delivered once. errors.As, errors.Is and [CodeOf] see through it to Err.
+type PublishError struct {
+	// IdempotencyKey is the key of every attempt: the application's
+	// [IdempotencyKey], or the one the client generated for the call.
+	IdempotencyKey string
+	// Err is the cause: a [*ServerError], [*TimeoutError], [*ClosedError],
+	// [*ConnectionLostError], the context's error, or content that cannot
+	// be encoded.
+	Err error
+}
+
+func (e *PublishError) Error() string {
+	return fmt.Sprintf("%v (idempotency key %s)", e.Err, e.IdempotencyKey)
+}
+
+// Unwrap returns the cause.
+func (e *PublishError) Unwrap() error { return e.Err }

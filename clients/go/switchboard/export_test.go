@@ -87,3 +87,10 @@ func (s *TestSubscription) Buffered() int {
 	defer s.mu.Unlock()
 	return len(s.items)
 }
+
+// NewIdempotencyKeyForTesting returns a key as Publish generates one.
+func NewIdempotencyKeyForTesting() string { return newIdempotencyKey() }
+
+// PublishBackoffForTesting is the delays between a publish's automatic
+// retries.
+var PublishBackoffForTesting = publishBackoff

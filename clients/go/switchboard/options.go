@@ -18,6 +18,9 @@ const (
 	DefaultBufferSize = 1024
 	// DefaultMaxInFlight bounds the commands waiting or in flight at once.
 	DefaultMaxInFlight = 1024
+	// DefaultPublishRetries is how many times a publish answered
+	// ERROR_CODE_UNAVAILABLE or ERROR_CODE_OUTCOME_UNKNOWN is sent again.
+	DefaultPublishRetries = 3
 )
 
 // Option configures [Dial].
@@ -32,6 +35,7 @@ type config struct {
 	backoff        Backoff
 	bufferSize     int
 	maxInFlight    int
+	publishRetries int
 	header         http.Header
 	logger         *slog.Logger
 	// serverSubscription configures the subscriptions of Subscribed
@@ -45,6 +49,7 @@ func defaultConfig() config {
 		backoff:        DefaultBackoff,
 		bufferSize:     DefaultBufferSize,
 		maxInFlight:    DefaultMaxInFlight,
+		publishRetries: DefaultPublishRetries,
 	}
 }
 
@@ -57,6 +62,9 @@ func (c *config) validate() error {
 	}
 	if c.maxInFlight < 1 {
 		return errors.New("switchboard: max in flight must be at least 1")
+	}
+	if c.publishRetries < 0 {
+		return errors.New("switchboard: publish retries must not be negative")
 	}
 	return c.backoff.Validate()
 }
@@ -110,6 +118,15 @@ func WithBufferSize(n int) Option {
 // 1024); more wait for a slot, within their timeout.
 func WithMaxInFlight(n int) Option {
 	return func(c *config) { c.maxInFlight = n }
+}
+
+// WithPublishRetries sets how many times [Client.Publish] sends a publish
+// again, with the same idempotency key, after the server answered
+// ERROR_CODE_UNAVAILABLE or ERROR_CODE_OUTCOME_UNKNOWN (default 3; 0 turns
+// the retries off). The delay before retry n (0 for the first) is drawn
+// from [0, min(2 s, 100 ms * 2^n)).
+func WithPublishRetries(n int) Option {
+	return func(c *config) { c.publishRetries = n }
 }
 
 // WithHTTPHeader adds headers to the WebSocket handshake (e.g. Origin).

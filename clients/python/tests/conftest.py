@@ -11,7 +11,9 @@ import logging
 import os
 import queue
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -156,21 +158,26 @@ class Server:
         self._log.close()
 
     def pause(self) -> None:
-        """SIGSTOP, and wait until every thread has stopped: a busy machine
-        can take a while to stop a thread that was woken by the signal."""
-        self.process.send_signal(signal.SIGSTOP)
-        tasks = Path(f"/proc/{self.process.pid}/task")
-        if not tasks.exists():  # not Linux: give the signal a moment
-            time.sleep(0.2)
-            return
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while not all(_thread_stopped(stat) for stat in tasks.glob("*/stat")):
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not stop on SIGSTOP")
-            time.sleep(0.005)
+        """SIGSTOP, and wait until every thread has stopped."""
+        pause_process(self.process, "server")
 
     def resume(self) -> None:
         self.process.send_signal(signal.SIGCONT)
+
+
+def pause_process(process: subprocess.Popen[bytes], what: str) -> None:
+    """SIGSTOP, and wait until every thread has stopped: a busy machine can
+    take a while to stop a thread that was woken by the signal."""
+    process.send_signal(signal.SIGSTOP)
+    tasks = Path(f"/proc/{process.pid}/task")
+    if not tasks.exists():  # not Linux: give the signal a moment
+        time.sleep(0.2)
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while not all(_thread_stopped(stat) for stat in tasks.glob("*/stat")):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not stop on SIGSTOP")
+        time.sleep(0.005)
 
 
 def _thread_stopped(stat: Path) -> bool:
@@ -179,6 +186,95 @@ def _thread_stopped(stat: Path) -> bool:
         return stat.read_text().rsplit(")", 1)[1].split()[0] in ("T", "t")
     except (OSError, IndexError):
         return True  # the thread is gone
+
+
+class Redis:
+    """One `redis-server` process (the binary from PATH) on a free
+    127.0.0.1 port, in memory only (no snapshot, no append-only file), for
+    tests of the server's Redis broker."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail(
+                "redis-server is not installed (not on PATH): scripts/test.sh installs it "
+                "(apt-get install redis-server)",
+                pytrace=False,
+            )
+        # The free port is found by binding and releasing it, so another
+        # process may take it first: then redis-server exits; try another.
+        failures: list[str] = []
+        for _ in range(3):
+            self.port = _free_port()
+            self.url = f"redis://127.0.0.1:{self.port}"
+            self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by kill())
+            self.process = subprocess.Popen(
+                [
+                    binary,
+                    *("--bind", "127.0.0.1", "--port", str(self.port)),
+                    *("--save", "", "--appendonly", "no", "--daemonize", "no"),
+                ],
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+            failure = self._wait_answering()
+            if failure is None:
+                return
+            failures.append(failure)
+            self.kill()
+        raise RuntimeError("redis-server did not start:\n" + "\n".join(failures))
+
+    def _wait_answering(self) -> str | None:
+        """Waits until it answers PING; the failure, or None."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return f"exited with {self.process.returncode} on port {self.port}: {self.logs()}"
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(64).startswith(b"+PONG"):
+                        return None
+            except OSError:
+                pass
+            time.sleep(0.02)
+        return f"no answer on port {self.port} within {STARTUP_TIMEOUT:g} s: {self.logs()}"
+
+    def server_env(self) -> dict[str, str]:
+        """The server settings that make it use this Redis as its broker."""
+        return {"SWITCHBOARD_BROKER": "redis", "SWITCHBOARD_REDIS_URL": self.url}
+
+    def logs(self) -> str:
+        if self._log.closed:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")[-4000:]
+
+    def pause(self) -> None:
+        """Freezes it (SIGSTOP), as a hung Redis: its sockets stay open and
+        nothing is answered."""
+        pause_process(self.process, "redis-server")
+
+    def resume(self) -> None:
+        """Undoes `pause` (SIGCONT)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """Resumes and kills it, and waits until it is gone. Idempotent."""
+        self.resume()
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=STOP_TIMEOUT)
+        self._log.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 @pytest.fixture

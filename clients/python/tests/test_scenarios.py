@@ -19,11 +19,13 @@ from google.protobuf.message import Message as ProtoMessage
 from chat.v1 import chat_pb2
 from switchboard.client import (
     Client,
+    ConnectionState,
     Content,
     DirectMessage,
     Message,
     Notification,
     ServerError,
+    StateChange,
     Subscription,
     TypeRegistry,
 )
@@ -37,6 +39,7 @@ TYPES: list[type[ProtoMessage]] = [chat_pb2.ChatMessage, chat_pb2.TypingEvent]
 REGISTRY = TypeRegistry(TYPES)
 DEFAULT_PUSH_TIMEOUT_MS = 5000
 DEFAULT_NO_PUSH_WAIT_MS = 300
+RECONNECT_TIMEOUT = 10.0
 
 T = TypeVar("T")
 StreamKey = tuple[str, str]
@@ -177,6 +180,9 @@ class Actor:
         self.tasks: list[asyncio.Task[None]] = []
         self.errors: list[BaseException] = []
         self.subs: dict[str, Subscription] = {}
+        # After `drop_connection`: resolved with the next CONNECTED (or
+        # CLOSED) change, and the function that stops watching for it.
+        self._back: tuple[asyncio.Future[StateChange], Callable[[], None]] | None = None
         self._pump(client.direct_messages(), lambda m: (("direct", ""), as_direct_message(m)))
         self._pump(client.notifications(), lambda n: (("notification", n.room), as_notification(n)))
 
@@ -199,7 +205,41 @@ class Actor:
         self._pump(sub, lambda m: (("message", m.room), as_room_message(m)))
         self._pump(sub.presence_events(), lambda e: (("presence", room), e))
 
+    def drop_connection(self) -> None:
+        """Drops the transport. The actor's next step waits until the client
+        is connected again, its rooms rejoined (see `recovered`)."""
+        back: asyncio.Future[StateChange] = asyncio.get_running_loop().create_future()
+
+        def changed(change: StateChange) -> None:
+            # CONNECTED follows the connect reply and every rejoin.
+            settles = change.state in (ConnectionState.CONNECTED, ConnectionState.CLOSED)
+            if settles and not back.done():
+                back.set_result(change)
+
+        self._back = (back, self.client.on_state_change(changed))
+        self.client._drop_connection_for_testing()
+
+    async def recovered(self) -> None:
+        """Waits for the reconnect after a `drop_connection`, so that the
+        actor's next step runs on the new connection (as in the Rust
+        runner), while other clients act during the outage."""
+        if self._back is None:
+            return
+        (back, unwatch), self._back = self._back, None
+        try:
+            change = await asyncio.wait_for(back, RECONNECT_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise ScenarioFailure(
+                f"{self.alias} did not reconnect within {RECONNECT_TIMEOUT:g} s"
+            ) from None
+        finally:
+            unwatch()
+        if change.state is not ConnectionState.CONNECTED:
+            raise ScenarioFailure(f"{self.alias} closed instead of reconnecting: {change}")
+
     async def stop(self) -> None:
+        if self._back is not None:
+            self._back[1]()
         await self.client.close()
         done, _ = await asyncio.wait(self.tasks, timeout=5)
         for task in self.tasks:
@@ -238,6 +278,9 @@ class Runner:
                 if action is None:
                     raise ScenarioFailure(f"step {index} has no action")
                 try:
+                    current = self.actors.get(step.client)
+                    if current is not None:
+                        await current.recovered()
                     await getattr(self, f"step_{action}")(step, get(raw_step, action))
                 except Exception as e:
                     raise ScenarioFailure(
@@ -390,7 +433,7 @@ class Runner:
             raise ScenarioFailure(f"unexpected pushes {unread}; first: {sample}")
 
     async def step_drop_connection(self, step: scenario_pb2.Step, raw: dict[str, Any]) -> None:
-        self.actor(step.client).client._drop_connection_for_testing()
+        self.actor(step.client).drop_connection()
 
     async def step_close(self, step: scenario_pb2.Step, raw: dict[str, Any]) -> None:
         await self.actor(step.client).client.close()

@@ -4,7 +4,7 @@ import type { BackoffOptions } from "./backoff.js";
 import { backoffDelay } from "./backoff.js";
 import { CLOSE_ABNORMAL, shouldReconnect } from "./close_codes.js";
 import { Emitter } from "./emitter.js";
-import { ConnectionError, ServerError, SwitchboardError, TimeoutError } from "./errors.js";
+import { ConnectionError, ServerError, SwitchboardError, TimeoutError, withIdempotencyKey } from "./errors.js";
 import type {
   ConnectReply,
   ConnectRequest,
@@ -37,6 +37,7 @@ import { StreamPositionSchema } from "./gen/switchboard/v1/types_pb.js";
 import { testHooks } from "./internal.js";
 import type { Content, ReceivedDirectMessage, ReceivedMessage, ReceivedNotification } from "./payload.js";
 import { PayloadCodec } from "./payload.js";
+import { DEFAULT_PUBLISH_RETRIES, isRetriedPublishError, newIdempotencyKey, publishRetryDelay } from "./publish.js";
 import type { JoinOptions, SubscriptionOwner } from "./subscription.js";
 import { Subscription } from "./subscription.js";
 import type { WebSocketConstructor, WebSocketLike } from "./websocket.js";
@@ -69,6 +70,13 @@ export interface ClientOptions {
   bufferSize?: number;
   /** Commands that may wait for a connection at once. Default 1000. */
   maxQueuedCommands?: number;
+  /**
+   * How many times `publish` sends a publish again, with the same
+   * idempotency key, after the server answered `ERROR_CODE_UNAVAILABLE` or
+   * `ERROR_CODE_OUTCOME_UNKNOWN`; 0 turns retries off. The waits are full
+   * jitter, 100 ms doubling up to 2 s. Default 3.
+   */
+  publishRetries?: number;
   /**
    * WebSocket implementation. Default: the `ws` package under Node (through
    * the package's "node" export), else `globalThis.WebSocket`.
@@ -222,6 +230,7 @@ export class Client extends Emitter<ClientEvents> {
   private readonly backoff: BackoffOptions;
   private readonly bufferSize: number;
   private readonly maxQueued: number;
+  private readonly publishRetries: number;
   private readonly codec: PayloadCodec;
   private random: () => number = Math.random;
 
@@ -245,6 +254,8 @@ export class Client extends Emitter<ClientEvents> {
   private closing = false;
   private closeDone: Promise<void> | undefined;
   private closeResolve: (() => void) | undefined;
+  /** Ends each publish retry wait early (the client closed); see `retryPause`. */
+  private readonly retryWaits = new Set<() => void>();
   private readonly owner: SubscriptionOwner;
 
   private constructor(url: string, auth: Auth, options: ClientOptions) {
@@ -257,6 +268,7 @@ export class Client extends Emitter<ClientEvents> {
     this.backoff = options.backoff ?? {};
     this.bufferSize = options.bufferSize ?? DEFAULT_BUFFER;
     this.maxQueued = options.maxQueuedCommands ?? DEFAULT_MAX_QUEUED;
+    this.publishRetries = options.publishRetries ?? DEFAULT_PUBLISH_RETRIES;
     const types = options.types;
     const registry =
       types === undefined ? undefined : "kind" in types ? types : createRegistry(...types);
@@ -380,8 +392,22 @@ export class Client extends Emitter<ClientEvents> {
    * Publishes to a joined room: text, a typed message of a registered type,
    * or a payload. Resolves with the acknowledgement (offset, epoch, id,
    * time, `duplicate`) once the message is in the room's history; the
-   * publisher's own subscription receives it too. Give an `idempotencyKey`
-   * to make retries safe.
+   * publisher's own subscription receives it too.
+   *
+   * Every publish carries an idempotency key: the app's `idempotencyKey`,
+   * or else a fresh random one ({@link newIdempotencyKey}). When the server
+   * answers `ERROR_CODE_UNAVAILABLE` or `ERROR_CODE_OUTCOME_UNKNOWN`, the
+   * same publish (same key) is sent again, up to `publishRetries` times (a
+   * new command each time, with its own timeout); if an earlier attempt was
+   * applied after all, the acknowledgement is that attempt's, with
+   * `duplicate` = true, and the message is delivered once. Other errors,
+   * timeouts and connection losses are not retried, and `close()` ends a
+   * retry wait, rejecting with the last error.
+   *
+   * Every {@link SwitchboardError} it rejects with carries the key in
+   * `idempotencyKey`: publish again with it to retry safely. Content that
+   * cannot be encoded (a typed message of an unregistered type) throws a
+   * `TypeError` before anything is sent.
    */
   async publish(
     room: string,
@@ -389,14 +415,27 @@ export class Client extends Emitter<ClientEvents> {
     options: { idempotencyKey?: string } = {},
   ): Promise<PublishReply> {
     const payload = this.codec.encode(content);
-    return this.request({
-      case: "publish",
-      value: create(PublishRequestSchema, {
-        room,
-        payload,
-        idempotencyKey: options.idempotencyKey ?? "",
-      }),
-    });
+    const idempotencyKey = options.idempotencyKey || newIdempotencyKey();
+    const command = {
+      case: "publish" as const,
+      value: create(PublishRequestSchema, { room, payload, idempotencyKey }),
+    };
+    for (let retry = 0; ; retry++) {
+      try {
+        return await this.request(command);
+      } catch (err) {
+        if (!(err instanceof SwitchboardError)) {
+          throw err;
+        }
+        const again =
+          retry < this.publishRetries &&
+          isRetriedPublishError(err) &&
+          (await this.retryPause(publishRetryDelay(retry, this.random)));
+        if (!again) {
+          throw withIdempotencyKey(err, idempotencyKey);
+        }
+      }
+    }
   }
 
   /** Sends a direct message to every connection of `user`. */
@@ -474,6 +513,7 @@ export class Client extends Emitter<ClientEvents> {
       this.closeResolve = resolve;
     });
     this.closing = true;
+    this.cancelRetryPauses();
     if (this.reconnectTimer !== undefined) {
       clearTimeout(this.reconnectTimer);
       this.reconnectTimer = undefined;
@@ -899,6 +939,7 @@ export class Client extends Emitter<ClientEvents> {
       clearTimeout(this.reconnectTimer);
       this.reconnectTimer = undefined;
     }
+    this.cancelRetryPauses();
     const failure =
       error instanceof SwitchboardError
         ? error
@@ -930,6 +971,32 @@ export class Client extends Emitter<ClientEvents> {
   /** Whether `close()` was called or the client gave up. */
   private isShutDown(): boolean {
     return this.closing || this.currentState === "closed";
+  }
+
+  /**
+   * Waits `ms` before a publish retry. Resolves true when the wait is over,
+   * false at once if the client is (or becomes) closed: no retry then.
+   */
+  private retryPause(ms: number): Promise<boolean> {
+    if (this.isShutDown()) {
+      return Promise.resolve(false);
+    }
+    return new Promise<boolean>((resolve) => {
+      const end = (elapsed: boolean) => {
+        clearTimeout(timer);
+        this.retryWaits.delete(cancel);
+        resolve(elapsed);
+      };
+      const cancel = () => end(false);
+      const timer = setTimeout(() => end(true), ms);
+      this.retryWaits.add(cancel);
+    });
+  }
+
+  private cancelRetryPauses(): void {
+    for (const cancel of [...this.retryWaits]) {
+      cancel();
+    }
   }
 
   private ensureOpen(): void {

@@ -30,6 +30,7 @@ export type {
 export { ConnectionError, ServerError, SwitchboardError, TimeoutError, errorCodeName } from "./errors.js";
 export { backoffDelay, DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_MAX_MS } from "./backoff.js";
 export type { BackoffOptions } from "./backoff.js";
+export { newIdempotencyKey } from "./publish.js";
 export { shouldReconnect } from "./close_codes.js";
 export { ServerApi, ServerApiError } from "./server-api.js";
 export type {

@@ -12,7 +12,10 @@ export interface TestHooks {
    * Returns false when there was no connection to drop.
    */
   dropConnection(): boolean;
-  /** Replaces the random source of the backoff jitter (default `Math.random`). */
+  /**
+   * Replaces the random source of the jitter of reconnects and publish
+   * retries (default `Math.random`).
+   */
   setRandom(random: () => number): void;
 }
 

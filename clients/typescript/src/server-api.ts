@@ -132,8 +132,10 @@ interface Call<Req extends DescMessage, Rep extends DescMessage> {
  * {@link ConnectionError} (the request did not reach the server or the
  * response was cut; temporary) or a {@link TimeoutError} (no complete
  * response within `timeoutMs`; temporary). In neither of the last two cases
- * is it known whether the request took effect: retry a publish with the same
- * `idempotencyKey`.
+ * is it known whether the request took effect, nor after a
+ * `ERROR_CODE_OUTCOME_UNKNOWN` (HTTP 504: the broker did not confirm the
+ * command in time): retry a publish with the same `idempotencyKey`. After
+ * `ERROR_CODE_UNAVAILABLE` (HTTP 503) the request had no effect.
  */
 export class ServerApi {
   private readonly baseUrl: string;
@@ -420,6 +422,11 @@ function apiError(response: Response, type: string, bytes: Uint8Array, what: str
   }
 }
 
+/**
+ * The code of an error response without an `Error` body (e.g. a proxy's page).
+ * A gateway's 502 or 504 may come after the request was forwarded, so its
+ * outcome is unknown; a 503 means nothing was carried out.
+ */
 function codeForStatus(status: number): ErrorCode {
   switch (status) {
     case 401:
@@ -430,10 +437,11 @@ function codeForStatus(status: number): ErrorCode {
       return ErrorCode.LIMIT_EXCEEDED;
     case 429:
       return ErrorCode.RATE_LIMITED;
-    case 502:
     case 503:
-    case 504:
       return ErrorCode.UNAVAILABLE;
+    case 502:
+    case 504:
+      return ErrorCode.OUTCOME_UNKNOWN;
     default:
       return status >= 400 && status < 500 ? ErrorCode.BAD_REQUEST : ErrorCode.INTERNAL;
   }

@@ -1,18 +1,23 @@
 /**
- * Test helpers: a real server process per test (port 0 unless told), and
- * bounded waits. Every wait here has a timeout; none of them mock the server.
+ * Test helpers: a real server process per test (port 0 unless told), a real
+ * `redis-server` for the Redis broker, and bounded waits. Every wait here has
+ * a timeout; none of them mock the server.
  */
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect as tcpConnect, createServer as tcpServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { delimiter, dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { fromBinary } from "@bufbuild/protobuf";
+import { WebSocket as NodeWebSocket } from "ws";
 import type { RawData } from "ws";
 import type { Emitter } from "../src/emitter.js";
-import type { Client, ClientEvents, Subscription, SubscriptionEvents } from "../src/index.js";
+import { ClientFrameSchema } from "../src/index.js";
+import type { Client, ClientEvents, ClientFrame, Subscription, SubscriptionEvents, WebSocketConstructor } from "../src/index.js";
 
 /** The repository root: the nearest ancestor holding Cargo.toml. */
 export function repoRoot(): string {
@@ -135,6 +140,126 @@ export async function startServer(
   };
 }
 
+/** A running `redis-server`. */
+export interface TestRedis {
+  /** For `SWITCHBOARD_REDIS_URL`, e.g. redis://127.0.0.1:PORT. */
+  readonly url: string;
+  readonly port: number;
+  readonly process: ChildProcess;
+  /** Pauses it (SIGSTOP) and waits until every thread is stopped. */
+  pause(): Promise<void>;
+  /** Resumes a paused server (SIGCONT). */
+  resume(): void;
+  /** Resumes it, kills it (SIGKILL, which ends a stopped process too) and waits for the exit. */
+  stop(): Promise<void>;
+}
+
+/** `redis-server`: $SWITCHBOARD_TEST_REDIS_SERVER, else the first on PATH. */
+function redisBinary(): string {
+  const explicit = process.env["SWITCHBOARD_TEST_REDIS_SERVER"];
+  if (explicit) {
+    return explicit;
+  }
+  const dirs = (process.env["PATH"] ?? "").split(delimiter).filter((d) => d !== "");
+  const found = dirs.map((d) => join(d, "redis-server")).find((f) => existsSync(f));
+  if (!found) {
+    throw new Error(
+      "redis-server is not installed: run scripts/test.sh (it installs it), or `apt-get install redis-server`, " +
+        "or set SWITCHBOARD_TEST_REDIS_SERVER",
+    );
+  }
+  return found;
+}
+
+/** A loopback port that was free a moment ago. */
+async function freePort(): Promise<number> {
+  const server = tcpServer();
+  await new Promise<void>((res, rej) => {
+    server.once("error", rej);
+    server.listen(0, "127.0.0.1", () => res());
+  });
+  const address = server.address();
+  await new Promise<void>((res) => server.close(() => res()));
+  if (address === null || typeof address === "string") {
+    throw new Error("no port from a loopback listener");
+  }
+  return address.port;
+}
+
+/** Whether a Redis server answers PING on `port` within `ms`. */
+function redisPing(port: number, ms: number): Promise<boolean> {
+  return new Promise((res) => {
+    const socket = tcpConnect({ host: "127.0.0.1", port });
+    let reply = "";
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      res(ok);
+    };
+    const timer = setTimeout(() => done(false), ms);
+    socket.setEncoding("utf8");
+    socket.once("connect", () => socket.write("PING\r\n"));
+    socket.on("data", (chunk: string) => {
+      reply += chunk;
+      if (reply.includes("\r\n")) {
+        done(reply.startsWith("+PONG"));
+      }
+    });
+    socket.once("error", () => done(false));
+  });
+}
+
+/**
+ * Starts a fresh `redis-server` on a free loopback port, without
+ * persistence, in its own temporary directory, and waits until it answers.
+ */
+export async function startRedis(): Promise<TestRedis> {
+  const bin = redisBinary();
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "switchboard-ts-redis-"));
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  const args = ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no"];
+  const child = spawn(bin, [...args, "--dir", dir, "--daemonize", "no"], { stdio: ["ignore", "ignore", "pipe"] });
+  running.add(child);
+  child.unref();
+  (child.stderr as unknown as { unref(): void }).unref();
+  let stderr = "";
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (chunk: string) => {
+    stderr = (stderr + chunk).slice(-5000);
+  });
+  const exited = new Promise<void>((res) => child.once("exit", () => res()));
+  void exited.then(() => running.delete(child));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGCONT");
+      child.kill("SIGKILL");
+    }
+    // The child is unref'd: a timer keeps the event loop alive until it exits.
+    const keepAlive = setTimeout(() => undefined, 10_000);
+    await exited;
+    clearTimeout(keepAlive);
+  };
+  const deadline = Date.now() + 10_000;
+  while (!(await redisPing(port, 500))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`redis-server (${bin}) did not answer on port ${port}: ${stderr}`);
+    }
+    await sleep(50);
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    process: child,
+    pause: () => stopProcess(child),
+    resume: () => {
+      child.kill("SIGCONT");
+    },
+    stop,
+  };
+}
+
 /** Rejects with a clear message when `promise` takes longer than `ms`. */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -225,6 +350,19 @@ export async function take<T>(iterable: AsyncIterable<T>, n: number, timeoutMs: 
     out.push(r.value);
   }
   return out;
+}
+
+/**
+ * The `ws` WebSocket, recording every frame the client sends into `sent`
+ * (decoded), for tests that check what went on the wire.
+ */
+export function recordingWebSocket(sent: ClientFrame[]): WebSocketConstructor {
+  return class Recording extends NodeWebSocket {
+    override send(data: Uint8Array): void {
+      sent.push(fromBinary(ClientFrameSchema, data));
+      super.send(data);
+    }
+  };
 }
 
 /** The bytes of a frame received by a `ws` WebSocket. */

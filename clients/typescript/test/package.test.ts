@@ -49,7 +49,7 @@ test("package: self-import through the exports map gives the node build", async 
   };
   assert.equal(pkg.dependencies["@bufbuild/protobuf"], "2.17.0", "runtime pinned to the generator's version");
   const mod = (await import(pkg.name)) as Record<string, unknown>;
-  for (const name of ["Client", "Subscription", "ServerError", "TimeoutError", "ConnectionError", "ErrorCode", "CloseCode", "ClientFrameSchema", "RoomMessageSchema", "PayloadSchema", "ServerApi", "ServerApiError", "ApiPublishRequestSchema", "RoomInfoSchema"]) {
+  for (const name of ["Client", "Subscription", "ServerError", "TimeoutError", "ConnectionError", "ErrorCode", "CloseCode", "ClientFrameSchema", "RoomMessageSchema", "PayloadSchema", "ServerApi", "ServerApiError", "ApiPublishRequestSchema", "RoomInfoSchema", "newIdempotencyKey"]) {
     assert.ok(name in mod, `exports ${name}`);
   }
   assert.ok(!("testHooks" in mod), "test hooks are not exported");

@@ -38,13 +38,14 @@ import type {
 } from "../src/node.js";
 import { testHooks } from "../src/internal.js";
 import { allTypes } from "./registry.js";
-import { repoRoot, sleep, startServer } from "./helpers.js";
+import { nextEvent, repoRoot, sleep, startServer } from "./helpers.js";
 import type { TestServer } from "./helpers.js";
 
 const dir = process.env["SWITCHBOARD_SCENARIOS_DIR"] ?? join(repoRoot(), "tests", "scenarios");
 const appTypes = [ChatMessageSchema, TypingEventSchema];
 const DEFAULT_PUSH_TIMEOUT_MS = 5000;
 const DEFAULT_NO_PUSH_MS = 300;
+const RECONNECT_TIMEOUT_MS = 10_000;
 
 // ---------------------------------------------------------------------------
 // Matching
@@ -228,6 +229,13 @@ class Actor {
   readonly streams = new Map<string, Stream>();
   readonly subs = new Map<string, Subscription>();
   readonly failures: string[] = [];
+  /**
+   * After `drop_connection`: settles once the client is connected again and
+   * has rejoined its rooms. The client's next step waits for it, so that step
+   * runs on the new connection (as in the Rust runner), while other clients
+   * act during the outage.
+   */
+  recovering: Promise<unknown> | undefined;
 
   constructor(readonly client: Client) {
     client.on("directMessage", (m) => this.record({ kind: "directMessage", value: m }, ""));
@@ -317,6 +325,11 @@ async function runStep(
     }
     return a;
   };
+  const current = actors.get(step.client);
+  if (current?.recovering) {
+    await current.recovering;
+    current.recovering = undefined;
+  }
   const action = step.action;
   switch (action.case) {
     case "connect": {
@@ -433,8 +446,13 @@ async function runStep(
       return;
     }
     case "dropConnection": {
-      const hooks = testHooks.get(actor().client);
+      const a = actor();
+      const hooks = testHooks.get(a.client);
+      // "connected" follows the connect reply and every rejoin.
+      const connected = nextEvent(a.client, "state", RECONNECT_TIMEOUT_MS, (s) => s.state === "connected");
+      connected.catch(() => undefined); // Reported by the step that awaits it, if any.
       assert.ok(hooks?.dropConnection(), "there was no connection to drop");
+      a.recovering = connected;
       return;
     }
     case "close": {

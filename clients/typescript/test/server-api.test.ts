@@ -695,9 +695,15 @@ describe("server api: transport and decoding", () => {
       baseUrl: "http://x.invalid",
       fetch: reply(502, "<html>bad gateway</html>", { "Content-Type": "text/html" }),
     });
-    const e3 = await apiError(proxy.room("r"), 502, ErrorCode.UNAVAILABLE);
+    // A gateway may have forwarded the request before failing: outcome unknown.
+    const e3 = await apiError(proxy.room("r"), 502, ErrorCode.OUTCOME_UNKNOWN);
     assert.equal(e3.temporary, true);
     assert.match(e3.message, /HTTP 502: <html>bad gateway/);
+    const timedOut = new ServerApi({ baseUrl: "http://x.invalid", fetch: reply(504, "gateway timeout", {}) });
+    const e5 = await apiError(timedOut.publish("r", "x"), 504, ErrorCode.OUTCOME_UNKNOWN);
+    assert.equal(e5.temporary, true);
+    const down = new ServerApi({ baseUrl: "http://x.invalid", fetch: reply(503, "down", {}) });
+    assert.equal((await apiError(down.rooms(), 503, ErrorCode.UNAVAILABLE)).temporary, true);
 
     const odd = new ServerApi({ baseUrl: "http://x.invalid", fetch: reply(200, "hello", { "Content-Type": "text/plain" }) });
     const e4 = await odd.room("r").catch((e: unknown) => e);

@@ -1,6 +1,7 @@
 // Package testserver runs real Switchboard server processes for tests: one
 // `switchboard serve` per test on 127.0.0.1 (port 0 unless told), killed when
-// the test ends. Every wait here is bounded.
+// the test ends, and, for tests of the Redis broker, `redis-server`
+// processes on free loopback ports (redis.go). Every wait here is bounded.
 package testserver
 
 import (
@@ -205,11 +206,15 @@ func (s *Server) Kill() {
 
 // Pause sends SIGSTOP and waits until every thread of the process has
 // stopped (a busy machine can take a moment).
-func (s *Server) Pause() error {
-	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+func (s *Server) Pause() error { return pause(s.cmd.Process, "server") }
+
+// pause sends SIGSTOP to process and waits until every thread of it has
+// stopped; what names the process in the error.
+func pause(process *os.Process, what string) error {
+	if err := process.Signal(syscall.SIGSTOP); err != nil {
 		return err
 	}
-	tasks := fmt.Sprintf("/proc/%d/task", s.cmd.Process.Pid)
+	tasks := fmt.Sprintf("/proc/%d/task", process.Pid)
 	if !exists(tasks) {
 		time.Sleep(200 * time.Millisecond) // not Linux: give the signal a moment
 		return nil
@@ -221,7 +226,7 @@ func (s *Server) Pause() error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return fmt.Errorf("server did not stop on SIGSTOP within %s", StopTimeout)
+	return fmt.Errorf("%s did not stop on SIGSTOP within %s", what, StopTimeout)
 }
 
 func allStopped(tasks string) bool {

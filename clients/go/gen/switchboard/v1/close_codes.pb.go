@@ -59,8 +59,12 @@ const (
 	// `limits.max_connections_per_user` connections open. Reconnect later,
 	// with backoff.
 	CloseCode_CLOSE_CODE_TRY_AGAIN_LATER CloseCode = 1013
-	// The connection could not keep up: its outbound queue overflowed. Others
-	// were not slowed. Reconnect and rejoin with `since` to recover.
+	// The connection could not keep up: its outbound queue
+	// (`limits.outbound_queue` frames) overflowed, and it was closed at once;
+	// others were not slowed. Reconnect and rejoin with `since` to recover:
+	// that succeeds while the room's history still holds every message after
+	// the last one the client processed (see the README's delivery
+	// guarantees for the bound).
 	CloseCode_CLOSE_CODE_SLOW_CONSUMER CloseCode = 4000
 	// No `connect` command arrived in time after the upgrade. Reconnect.
 	CloseCode_CLOSE_CODE_CONNECT_TIMEOUT CloseCode = 4001

@@ -10,7 +10,10 @@
 
 The client reconnects on its own (full-jitter backoff), rejoins its rooms
 with the position it last delivered and never delivers an offset twice. See
-`Client.connect` for the options and README.md for the semantics.
+`Client.connect` for the options and README.md for the semantics. Every
+publish carries an idempotency key (generated when the app gives none), so
+the client can send it again when the broker did not confirm it, and the app
+can too, with the key every publish error carries.
 
 `ServerApi` is a client of the server's HTTP API (`/api/v1`), for backends:
 publish, notify, send to users, subscribe them to rooms or disconnect them.
@@ -55,6 +58,7 @@ from ._messages import (
     Notification,
     TypeRegistry,
 )
+from ._publish import new_idempotency_key
 from ._server_api import Encoding, ServerApi, ServerApiError
 from ._subscription import GapCallback, PresenceEvent, Subscription
 
@@ -100,5 +104,6 @@ __all__ = [
     "Subscription",
     "SwitchboardError",
     "TypeRegistry",
+    "new_idempotency_key",
     "should_reconnect",
 ]

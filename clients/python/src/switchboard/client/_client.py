@@ -16,6 +16,9 @@ How a connection lives:
   safe to send again wait for the next connection, the others fail with
   `ConnectionLostError`. The supervisor task then reconnects with full-jitter
   backoff, or closes the client for good after a terminal close code.
+
+`publish` gives every publish an idempotency key and sends it again after
+`ERROR_CODE_UNAVAILABLE` or `ERROR_CODE_OUTCOME_UNKNOWN` (see `_publish`).
 """
 
 from __future__ import annotations
@@ -56,6 +59,13 @@ from ._messages import (
     Notification,
     TypeRegistry,
     to_payload,
+)
+from ._publish import (
+    DEFAULT_PUBLISH_RETRIES,
+    PUBLISH_BACKOFF,
+    is_retried,
+    new_idempotency_key,
+    outcome_unknown,
 )
 from ._subscription import GapCallback, Subscription
 
@@ -205,10 +215,13 @@ class Client:
         backoff: Backoff | None = None,
         buffer_size: int = 1024,
         max_in_flight: int = 1024,
+        publish_retries: int = DEFAULT_PUBLISH_RETRIES,
         on_state_change: StateCallback | None = None,
     ) -> None:
         if command_timeout <= 0:
             raise ValueError("command_timeout must be positive")
+        if publish_retries < 0:
+            raise ValueError("publish_retries must not be negative")
         self._url = url
         self._credentials = commands_pb2.ConnectRequest(token=token or "", name=name or "")
         self._types = TypeRegistry(types)
@@ -217,6 +230,7 @@ class Client:
         self._buffer_size = buffer_size
         # Bounds the commands waiting or in flight; callers beyond it wait.
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._publish_retries = publish_retries
         self._state = ConnectionState.CONNECTING
         self._callbacks: list[StateCallback] = [on_state_change] if on_state_change else []
         # The current connection; replaced by each successful reconnect.
@@ -251,6 +265,7 @@ class Client:
         backoff: Backoff | None = None,
         buffer_size: int = 1024,
         max_in_flight: int = 1024,
+        publish_retries: int = DEFAULT_PUBLISH_RETRIES,
         on_state_change: StateCallback | None = None,
     ) -> _Connecting:
         """Connects to `url` (e.g. "ws://127.0.0.1:8080/ws").
@@ -273,6 +288,9 @@ class Client:
           subscription's messages and presence events, and the client's
           direct messages and notifications.
         - `max_in_flight`: commands waiting or in flight at once; more wait.
+        - `publish_retries`: how many times `publish` sends a publish again
+          after `ERROR_CODE_UNAVAILABLE` or `ERROR_CODE_OUTCOME_UNKNOWN`
+          (default 3; 0 turns the retries off). See `publish`.
         - `on_state_change`: called with every `StateChange`, from the first
           CONNECTING on.
         """
@@ -286,6 +304,7 @@ class Client:
                 backoff=backoff,
                 buffer_size=buffer_size,
                 max_in_flight=max_in_flight,
+                publish_retries=publish_retries,
                 on_state_change=on_state_change,
             )
         )
@@ -456,21 +475,40 @@ class Client:
         epoch, id, `duplicate`).
 
         `content`: text, bytes, a `Payload`, or a generated message (sent as
-        its bytes plus its full type name). With an `idempotency_key`, a
-        publish cut off by a lost connection is sent again after the
-        reconnect (the server delivers it once); without one it fails with
-        `ConnectionLostError`, as its outcome is unknown.
+        its bytes plus its full type name); anything else raises `TypeError`
+        before anything is sent.
+
+        Every publish carries an idempotency key: `idempotency_key`, or else
+        a fresh one (`new_idempotency_key()`: 32 random hex characters). A
+        publish answered `ERROR_CODE_UNAVAILABLE` (not carried out) or
+        `ERROR_CODE_OUTCOME_UNKNOWN` (the broker may or may not have applied
+        it) is sent again, with the same key, after a full-jitter delay
+        (100 ms doubling up to 2 s), up to `publish_retries` times. If an
+        earlier attempt was applied after all, the acknowledgement is that
+        attempt's, with `duplicate` = True, and the message is delivered
+        once. Each attempt is a command of its own, bounded by `timeout`.
+        Other errors, timeouts and lost connections are not retried here;
+        `close()` ends the retries with `ConnectionClosedError`.
+
+        Every `SwitchboardError` it raises carries the key in
+        `idempotency_key`: publish again with it to retry safely. Once an
+        attempt's outcome was unknown, a later `ERROR_CODE_UNAVAILABLE` is
+        reported as that attempt's `ERROR_CODE_OUTCOME_UNKNOWN`, which is
+        still true of the publish as a whole.
+
+        A publish with the app's own `idempotency_key` that a lost
+        connection cut off is also sent again after the reconnect; with a
+        generated key it fails with `ConnectionLostError`, as its outcome is
+        unknown.
         """
-        request = commands_pb2.PublishRequest(
-            room=room, payload=to_payload(content), idempotency_key=idempotency_key or ""
-        )
-        frame = await self._command(
-            "publish",
-            envelope_pb2.ClientFrame(publish=request),
-            retry=bool(idempotency_key),
-            timeout=timeout,
-        )
-        return frame.publish
+        payload = to_payload(content)
+        key = idempotency_key or new_idempotency_key()
+        request = commands_pb2.PublishRequest(room=room, payload=payload, idempotency_key=key)
+        try:
+            return await self._publish(request, bool(idempotency_key), timeout)
+        except SwitchboardError as e:
+            e.idempotency_key = key
+            raise
 
     async def direct(
         self, user: str, content: Content, *, timeout: float | None = None
@@ -648,6 +686,46 @@ class Client:
             return await future
         finally:
             conn.forget(request_id, inflight)
+
+    async def _publish(
+        self, request: commands_pb2.PublishRequest, resend: bool, timeout: float | None
+    ) -> commands_pb2.PublishReply:
+        """Sends `request`, and again while the answer is a retried broker
+        error and retries are left. `resend`: also after a lost connection."""
+        frame = envelope_pb2.ClientFrame(publish=request)
+        # The last OUTCOME_UNKNOWN: from then on the publish may have been
+        # applied, whatever later attempts say.
+        unknown: SwitchboardError | None = None
+        retry = 0
+        while True:
+            try:
+                reply = await self._command("publish", frame, retry=resend, timeout=timeout)
+            except SwitchboardError as e:
+                if not is_retried(e):
+                    raise
+                error = e
+            else:
+                return reply.publish
+            if outcome_unknown(error):
+                unknown = error
+            # After an OUTCOME_UNKNOWN, an UNAVAILABLE does not make the
+            # publish's outcome known: report the former.
+            failure = unknown or error
+            if retry >= self._publish_retries:
+                raise failure
+            delay = PUBLISH_BACKOFF.delay(retry)
+            logger.debug("switchboard: publish retry %d in %.3f s: %s", retry + 1, delay, error)
+            if not await self._retry_pause(delay):
+                raise self._closed_error() from failure
+            retry += 1
+
+    async def _retry_pause(self, delay: float) -> bool:
+        """Waits `delay` seconds before a publish retry. False (at once) when
+        the client is or becomes closed: no retry then."""
+        if not (self._closing or self.closed):
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), delay)
+        return not (self._closing or self.closed)
 
     async def _call(
         self,

@@ -8,6 +8,13 @@ from switchboard.v1 import errors_pb2
 class SwitchboardError(Exception):
     """Base class of every error raised by the Switchboard SDK."""
 
+    #: Set on every error `Client.publish` raises: the idempotency key that
+    #: publish carried (the app's, or the one the client generated). Publishing
+    #: again with it is safe: if an earlier attempt was applied, the server
+    #: answers with that attempt's acknowledgement (`duplicate` = True) and
+    #: delivers nothing twice. None for other commands.
+    idempotency_key: str | None = None
+
 
 class ServerError(SwitchboardError):
     """The server answered a command with an `Error`.
@@ -17,6 +24,13 @@ class ServerError(SwitchboardError):
     command may succeed if retried later; `retry_after_ms` is, for
     `ERROR_CODE_RATE_LIMITED`, how many milliseconds to wait before retrying
     (0 otherwise).
+
+    Two temporary codes differ in what they say about the command's effect:
+    `ERROR_CODE_UNAVAILABLE` (the broker could not be reached: the command
+    was not carried out) and `ERROR_CODE_OUTCOME_UNKNOWN` (the broker took
+    the command but did not confirm it in time: it may or may not have taken
+    effect; publish again with the error's `idempotency_key`).
+    `Client.publish` retries both on its own (its `publish_retries` option).
     """
 
     def __init__(
@@ -61,7 +75,8 @@ class ServerError(SwitchboardError):
 
 class CommandTimeoutError(SwitchboardError, TimeoutError):
     """A command got no reply within its timeout (including any time spent
-    waiting for the connection to come back)."""
+    waiting for the connection to come back). It may or may not have taken
+    effect: publish again with the error's `idempotency_key` to be safe."""
 
     def __init__(self, command: str, timeout: float) -> None:
         self.command = command
@@ -88,8 +103,10 @@ class ConnectionLostError(SwitchboardError):
     """The connection dropped while this command was in flight, and the
     command is not safe to send again: it may or may not have taken effect.
 
-    Only `publish` without an idempotency key and `direct` raise it; give a
-    publish an `idempotency_key` and the SDK resends it after reconnecting.
+    Only `publish` without an app's idempotency key and `direct` raise it;
+    from `publish`, it carries the generated key in `idempotency_key`: publish
+    again with it. Give a publish an `idempotency_key` and the SDK resends it
+    after reconnecting instead.
     """
 
     def __init__(self, command: str) -> None:

@@ -6,7 +6,11 @@ the reply a message of `api.proto` or one shared with the WebSocket protocol
 canonical proto3 JSON. A failed request raises `ServerApiError` (the server's
 `Error` plus the HTTP status), `CommandTimeoutError`, `ConnectionClosedError`
 (the server could not be reached) or `ConnectionLostError` (the connection
-failed after the request was sent: its outcome is unknown).
+failed after the request was sent: its outcome is unknown). A 503
+`ERROR_CODE_UNAVAILABLE` had no effect; after a 504
+`ERROR_CODE_OUTCOME_UNKNOWN` (the broker did not confirm the command in time),
+a timeout or a lost connection the outcome is unknown: repeat a publish with
+the same `idempotency_key`. `ServerApi` does not retry by itself.
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ _PROTOBUF = _CONTENT_TYPES["protobuf"]
 _JSON = _CONTENT_TYPES["json"]
 
 # The code of an error response whose body is not an `Error` (e.g. from a
-# proxy in front of the server), by HTTP status.
+# proxy in front of the server), by HTTP status. A gateway's 502 or 504 may
+# come after it forwarded the request, so its outcome is unknown; a 503 means
+# nothing was carried out.
 _STATUS_CODES: dict[int, int] = {
     400: errors_pb2.ERROR_CODE_BAD_REQUEST,
     401: errors_pb2.ERROR_CODE_UNAUTHORIZED,
@@ -51,15 +57,16 @@ _STATUS_CODES: dict[int, int] = {
     404: errors_pb2.ERROR_CODE_BAD_REQUEST,
     413: errors_pb2.ERROR_CODE_LIMIT_EXCEEDED,
     429: errors_pb2.ERROR_CODE_RATE_LIMITED,
-    502: errors_pb2.ERROR_CODE_UNAVAILABLE,
+    502: errors_pb2.ERROR_CODE_OUTCOME_UNKNOWN,
     503: errors_pb2.ERROR_CODE_UNAVAILABLE,
-    504: errors_pb2.ERROR_CODE_UNAVAILABLE,
+    504: errors_pb2.ERROR_CODE_OUTCOME_UNKNOWN,
 }
 _TEMPORARY_CODES = frozenset(
     {
         errors_pb2.ERROR_CODE_INTERNAL,
         errors_pb2.ERROR_CODE_RATE_LIMITED,
         errors_pb2.ERROR_CODE_UNAVAILABLE,
+        errors_pb2.ERROR_CODE_OUTCOME_UNKNOWN,
     }
 )
 

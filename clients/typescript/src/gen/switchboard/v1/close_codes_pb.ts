@@ -102,8 +102,12 @@ export enum CloseCode {
   TRY_AGAIN_LATER = 1013,
 
   /**
-   * The connection could not keep up: its outbound queue overflowed. Others
-   * were not slowed. Reconnect and rejoin with `since` to recover.
+   * The connection could not keep up: its outbound queue
+   * (`limits.outbound_queue` frames) overflowed, and it was closed at once;
+   * others were not slowed. Reconnect and rejoin with `since` to recover:
+   * that succeeds while the room's history still holds every message after
+   * the last one the client processed (see the README's delivery
+   * guarantees for the bound).
    *
    * @generated from enum value: CLOSE_CODE_SLOW_CONSUMER = 4000;
    */

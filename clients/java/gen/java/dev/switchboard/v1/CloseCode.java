@@ -107,8 +107,12 @@ public enum CloseCode
   CLOSE_CODE_TRY_AGAIN_LATER(1013),
   /**
    * <pre>
-   * The connection could not keep up: its outbound queue overflowed. Others
-   * were not slowed. Reconnect and rejoin with `since` to recover.
+   * The connection could not keep up: its outbound queue
+   * (`limits.outbound_queue` frames) overflowed, and it was closed at once;
+   * others were not slowed. Reconnect and rejoin with `since` to recover:
+   * that succeeds while the room's history still holds every message after
+   * the last one the client processed (see the README's delivery
+   * guarantees for the bound).
    * </pre>
    *
    * <code>CLOSE_CODE_SLOW_CONSUMER = 4000;</code>
@@ -260,8 +264,12 @@ public enum CloseCode
   public static final int CLOSE_CODE_TRY_AGAIN_LATER_VALUE = 1013;
   /**
    * <pre>
-   * The connection could not keep up: its outbound queue overflowed. Others
-   * were not slowed. Reconnect and rejoin with `since` to recover.
+   * The connection could not keep up: its outbound queue
+   * (`limits.outbound_queue` frames) overflowed, and it was closed at once;
+   * others were not slowed. Reconnect and rejoin with `since` to recover:
+   * that succeeds while the room's history still holds every message after
+   * the last one the client processed (see the README's delivery
+   * guarantees for the bound).
    * </pre>
    *
    * <code>CLOSE_CODE_SLOW_CONSUMER = 4000;</code>

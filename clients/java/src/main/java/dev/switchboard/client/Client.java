@@ -28,6 +28,7 @@ import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -96,8 +97,20 @@ import okio.ByteString;
  * again. Offsets at or below the last one
  * delivered are dropped, so nothing arrives twice. Commands issued meanwhile wait; commands in
  * flight are sent again when that is safe ({@code join}, {@code leave}, {@code history}, {@code
- * presence}, {@code ping}, {@code refresh}, and {@code publish} with an idempotency key) and fail
- * with {@link ConnectionLostException} otherwise. Close codes decide: see {@link CloseCodes}.
+ * presence}, {@code ping}, {@code refresh}, and {@code publish} with the app's own idempotency
+ * key) and fail with {@link ConnectionLostException} otherwise. Close codes decide: see {@link
+ * CloseCodes}.
+ *
+ * <h2>Publishing safely</h2>
+ *
+ * <p>Every publish carries an idempotency key: the app's, or 32 random hex characters the client
+ * generates for the call. A publish the server answers with {@code ERROR_CODE_UNAVAILABLE} (not
+ * carried out) or {@code ERROR_CODE_OUTCOME_UNKNOWN} (the broker may have applied it) is sent
+ * again with the same key, after a full-jitter delay (100 ms doubling up to 2 s), up to {@link
+ * ClientOptions.Builder#publishRetries} times; an attempt that was applied makes every later one
+ * return its acknowledgement with {@code duplicate} set, and the message is delivered once. Every
+ * error a publish fails with carries its key ({@link SwitchboardException#getIdempotencyKey()}),
+ * to publish again with when the outcome is unknown.
  *
  * <h2>Server-side subscriptions</h2>
  *
@@ -146,6 +159,8 @@ public final class Client implements AutoCloseable {
   private final Backoff backoff;
   private final int bufferSize;
   private final int maxInFlight;
+  /** How many times a publish is sent again after UNAVAILABLE or OUTCOME_UNKNOWN. */
+  private final int publishRetries;
   private final ClientListener listener;
   /** Numbers this client's threads. */
   private final int serial;
@@ -180,6 +195,8 @@ public final class Client implements AutoCloseable {
   private final ArrayDeque<Call> waiting = new ArrayDeque<>();
   /** Commands waiting for an in-flight slot. */
   private final ArrayDeque<Call> slotWaiters = new ArrayDeque<>();
+  /** Publishes waiting out the delay before their next attempt, with its timer. */
+  private final Map<RetryingPublish, ScheduledFuture<?>> delayedPublishes = new HashMap<>();
   private int slotsInUse;
   private long callSeqs;
   /** Reconnect attempts since the last successful connection. */
@@ -208,6 +225,7 @@ public final class Client implements AutoCloseable {
     this.backoff = options.getBackoff();
     this.bufferSize = options.getBufferSize();
     this.maxInFlight = options.getMaxInFlight();
+    this.publishRetries = options.getPublishRetries();
     this.listener = options.getListener();
     this.serial = CLIENT_SERIALS.incrementAndGet();
 
@@ -453,12 +471,12 @@ public final class Client implements AutoCloseable {
   }
 
   /**
-   * Publishes to a joined room with an idempotency key: a retry with the same key is delivered
-   * once, and a publish cut off by a lost connection is sent again after the reconnect.
+   * Publishes to a joined room with the app's own idempotency key: a retry with the same key is
+   * delivered once, and a publish cut off by a lost connection is sent again after the reconnect.
    *
    * @param room the room's name
    * @param content what to publish
-   * @param idempotencyKey at most 256 bytes
+   * @param idempotencyKey at most 256 bytes; null or empty to have the client generate one
    * @return the acknowledgement ({@code duplicate} set when the key was used before)
    */
   public CompletableFuture<PublishReply> publish(
@@ -468,8 +486,24 @@ public final class Client implements AutoCloseable {
 
   /**
    * Publishes to a joined room. The publisher receives its own message like every member.
-   * Without an idempotency key, a publish in flight when the connection drops fails with {@link
-   * ConnectionLostException} (it may or may not have been delivered).
+   *
+   * <p>The publish carries the idempotency key of {@code options} or, without one, a key the
+   * client generates for this call (32 random lowercase hex characters). When the server answers
+   * {@code ERROR_CODE_UNAVAILABLE} or {@code ERROR_CODE_OUTCOME_UNKNOWN}, the client sends it again
+   * with the same key after a full-jitter delay (100 ms doubling up to 2 s), up to {@link
+   * ClientOptions.Builder#publishRetries} times; if an earlier attempt was applied, the
+   * acknowledgement is that attempt's, with {@code duplicate} set, and the message is delivered
+   * once. Each attempt has its own timeout. Other errors, timeouts and lost connections are not
+   * retried here; a publish in flight when the connection drops is sent again after the reconnect
+   * only with the app's own key, and fails with {@link ConnectionLostException} otherwise.
+   *
+   * <p>Every error the future fails with carries the key ({@link
+   * SwitchboardException#getIdempotencyKey()}). When it fails with {@code
+   * ERROR_CODE_OUTCOME_UNKNOWN}, a {@link CommandTimeoutException} or a {@link
+   * ConnectionLostException}, the message may or may not have been published: publish it again
+   * with that key, which delivers it at most once. An UNAVAILABLE that follows an OUTCOME_UNKNOWN
+   * is reported as the OUTCOME_UNKNOWN (the earlier attempt may have been applied). Cancelling
+   * the future, or closing the client, stops the retries.
    *
    * @param room the room's name
    * @param content what to publish
@@ -481,15 +515,11 @@ public final class Client implements AutoCloseable {
     Objects.requireNonNull(room, "room");
     Objects.requireNonNull(content, "content");
     Objects.requireNonNull(options, "options");
-    PublishRequest publish = PublishRequest.newBuilder()
+    PublishRequest.Builder publish = PublishRequest.newBuilder()
         .setRoom(room)
         .setPayload(content.getPayload())
-        .setIdempotencyKey(options.getIdempotencyKey())
-        .build();
-    ClientFrame frame = ClientFrame.newBuilder().setPublish(publish).build();
-    boolean retry = !options.getIdempotencyKey().isEmpty();
-    return command("publish", ServerFrame.KindCase.PUBLISH, frame, retry, options.getTimeout(),
-        null, ServerFrame::getPublish);
+        .setIdempotencyKey(options.getIdempotencyKey());
+    return new RetryingPublish(this, publish, options.getTimeout(), publishRetries).start();
   }
 
   /**
@@ -723,6 +753,13 @@ public final class Client implements AutoCloseable {
     }
   }
 
+  /** Commands holding an in-flight slot, plus publishes waiting out a retry delay. */
+  int busyForTesting() {
+    synchronized (lock) {
+      return slotsInUse + delayedPublishes.size();
+    }
+  }
+
   /** Every thread this client started (live or not). */
   List<Thread> threadsForTesting() {
     synchronized (threads) {
@@ -762,6 +799,50 @@ public final class Client implements AutoCloseable {
       }
       throw e instanceof CompletionException ? (CompletionException) e : new CompletionException(e);
     });
+  }
+
+  /** One attempt of a {@link RetryingPublish}; {@code resend}: again after a lost connection. */
+  CompletableFuture<PublishReply> publishAttempt(
+      ClientFrame frame, boolean resend, Duration timeout) {
+    return command("publish", ServerFrame.KindCase.PUBLISH, frame, resend, timeout, null,
+        ServerFrame::getPublish);
+  }
+
+  /**
+   * Sends {@code publish}'s next attempt, on the callback executor, after {@code delay}; a close
+   * before then fails it instead.
+   *
+   * @return false when the client is closed
+   */
+  boolean retryLater(RetryingPublish publish, Duration delay) {
+    synchronized (lock) {
+      if (state == ConnectionState.CLOSED) {
+        return false;
+      }
+      ScheduledFuture<?> timer = schedule(delay, () -> {
+        synchronized (lock) {
+          if (delayedPublishes.remove(publish) == null) {
+            return; // cancelled, or failed by the close
+          }
+        }
+        callbacks.execute(publish::send);
+      });
+      if (timer == null) {
+        return false;
+      }
+      delayedPublishes.put(publish, timer);
+      return true;
+    }
+  }
+
+  /** Forgets the delay of a cancelled publish. */
+  void cancelRetry(RetryingPublish publish) {
+    synchronized (lock) {
+      ScheduledFuture<?> timer = delayedPublishes.remove(publish);
+      if (timer != null) {
+        timer.cancel(false);
+      }
+    }
   }
 
   private <T> CompletableFuture<T> command(
@@ -1311,9 +1392,16 @@ public final class Client implements AutoCloseable {
     for (Call call : failing) {
       if (!call.done) {
         call.holdsSlot = false; // no slot is handed on any more
-        settleFailed(call, closedError);
+        settleFailed(call, closedError()); // one each: a publish's error gets its key
       }
     }
+    for (Map.Entry<RetryingPublish, ScheduledFuture<?>> delayed : delayedPublishes.entrySet()) {
+      delayed.getValue().cancel(false);
+      RetryingPublish publish = delayed.getKey();
+      SwitchboardException publishError = closedError();
+      callbacks.execute(() -> publish.fail(publishError));
+    }
+    delayedPublishes.clear();
     SwitchboardException endError = closing ? null : closedError;
     for (Subscription sub : subs.values()) {
       sub.end(endError);
@@ -1336,7 +1424,8 @@ public final class Client implements AutoCloseable {
     checkSocketsDone();
   }
 
-  private SwitchboardException closedError() {
+  /** Why no command can run: a new instance each time (see {@link SwitchboardException}). */
+  SwitchboardException closedError() {
     StateChange f = finalChange;
     if (f == null) {
       return new ConnectionClosedException(null, "client closed");

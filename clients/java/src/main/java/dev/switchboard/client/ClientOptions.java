@@ -27,6 +27,8 @@ public final class ClientOptions {
   public static final int DEFAULT_MAX_IN_FLIGHT = 1024;
   /** Default {@link Builder#pingInterval}: 20 s. */
   public static final Duration DEFAULT_PING_INTERVAL = Duration.ofSeconds(20);
+  /** Default {@link Builder#publishRetries}: 3. */
+  public static final int DEFAULT_PUBLISH_RETRIES = 3;
 
   private final String token;
   private final String name;
@@ -39,6 +41,7 @@ public final class ClientOptions {
   private final Executor callbackExecutor;
   private final OkHttpClient okHttpClient;
   private final Duration pingInterval;
+  private final int publishRetries;
 
   private ClientOptions(Builder b) {
     this.token = b.token;
@@ -52,6 +55,7 @@ public final class ClientOptions {
     this.callbackExecutor = b.callbackExecutor;
     this.okHttpClient = b.okHttpClient;
     this.pingInterval = b.pingInterval;
+    this.publishRetries = b.publishRetries;
   }
 
   /**
@@ -162,6 +166,16 @@ public final class ClientOptions {
     return pingInterval;
   }
 
+  /**
+   * How many times a publish is sent again after {@code ERROR_CODE_UNAVAILABLE} or {@code
+   * ERROR_CODE_OUTCOME_UNKNOWN}.
+   *
+   * @return the number of retries; 0 when they are off
+   */
+  public int getPublishRetries() {
+    return publishRetries;
+  }
+
   /** Builds {@link ClientOptions}. */
   public static final class Builder {
     private String token = "";
@@ -175,6 +189,7 @@ public final class ClientOptions {
     private Executor callbackExecutor;
     private OkHttpClient okHttpClient;
     private Duration pingInterval = DEFAULT_PING_INTERVAL;
+    private int publishRetries = DEFAULT_PUBLISH_RETRIES;
 
     private Builder() {}
 
@@ -334,6 +349,25 @@ public final class ClientOptions {
         throw new IllegalArgumentException("pingInterval must be zero or positive");
       }
       this.pingInterval = interval;
+      return this;
+    }
+
+    /**
+     * How many times a publish answered with {@code ERROR_CODE_UNAVAILABLE} (not carried out) or
+     * {@code ERROR_CODE_OUTCOME_UNKNOWN} (the broker may have applied it) is sent again, with the
+     * same idempotency key, after a full-jitter delay (100 ms doubling up to 2 s). Each attempt has
+     * its own command timeout. Default 3; 0 turns the retries off (the publish then fails with the
+     * error, which carries the key to publish again with). See {@link Client#publish(String,
+     * Content, PublishOptions)}.
+     *
+     * @param retries zero or more
+     * @return this builder
+     */
+    public Builder publishRetries(int retries) {
+      if (retries < 0) {
+        throw new IllegalArgumentException("publishRetries must be zero or more, got " + retries);
+      }
+      this.publishRetries = retries;
       return this;
     }
 

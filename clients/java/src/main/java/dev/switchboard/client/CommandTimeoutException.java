@@ -5,6 +5,9 @@ import java.time.Duration;
 /**
  * A command got no reply within its timeout, which includes any time spent waiting for a slot
  * (see {@link ClientOptions.Builder#maxInFlight}) or for the connection to come back.
+ *
+ * <p>A command that was sent may or may not have taken effect. For a publish, send it again with
+ * its key ({@link #getIdempotencyKey()}): the server delivers it once.
  */
 public final class CommandTimeoutException extends SwitchboardException {
   private static final long serialVersionUID = 1L;

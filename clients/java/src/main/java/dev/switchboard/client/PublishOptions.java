@@ -7,10 +7,10 @@ import java.time.Duration;
  * {@link #builder()}.
  */
 public final class PublishOptions {
-  /** No idempotency key, the client's command timeout. */
+  /** No key of the app's (the client generates one), the client's command timeout. */
   public static final PublishOptions DEFAULT = builder().build();
 
-  /** The idempotency key, or empty. */
+  /** The app's idempotency key, or empty. */
   private final String idempotencyKey;
   /** Overrides the client's command timeout, or null. */
   private final Duration timeout;
@@ -30,9 +30,9 @@ public final class PublishOptions {
   }
 
   /**
-   * The idempotency key.
+   * The app's idempotency key.
    *
-   * @return the key, empty when none
+   * @return the key, empty when the client generates one
    */
   public String getIdempotencyKey() {
     return idempotencyKey;
@@ -55,12 +55,14 @@ public final class PublishOptions {
     private Builder() {}
 
     /**
-     * An idempotency key (at most 256 bytes): a retried publish with the same key returns the
-     * first result ({@code duplicate} set) and is delivered once. With a key, a publish cut off
-     * by a lost connection is sent again after the reconnect; without one it fails with {@link
-     * ConnectionLostException}.
+     * The app's idempotency key (at most 256 bytes), e.g. an order id, or the key of a failed
+     * publish ({@link SwitchboardException#getIdempotencyKey()}): a publish with the same key
+     * (from the same user, to the same room, within the server's idempotency window) returns the
+     * first result ({@code duplicate} set) and is delivered once. With the app's key, a publish
+     * cut off by a lost connection is also sent again after the reconnect; without one it fails
+     * with {@link ConnectionLostException}, which carries the generated key.
      *
-     * @param idempotencyKey the key; null or empty for none
+     * @param idempotencyKey the key; null or empty to have the client generate one for the call
      * @return this builder
      */
     public Builder idempotencyKey(String idempotencyKey) {

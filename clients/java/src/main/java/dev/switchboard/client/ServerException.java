@@ -9,6 +9,19 @@ import dev.switchboard.v1.ErrorCode;
  * ErrorCode.ERROR_CODE_NOT_JOINED}. {@link #isTemporary()} tells whether the same command may
  * succeed if retried later (with backoff); {@link #getRetryAfterMs()} is set for {@code
  * ERROR_CODE_RATE_LIMITED}.
+ *
+ * <p>Two temporary codes say what became of the command when the server's broker failed:
+ *
+ * <ul>
+ *   <li>{@code ERROR_CODE_UNAVAILABLE}: not carried out, no effect. Retry later.
+ *   <li>{@code ERROR_CODE_OUTCOME_UNKNOWN}: handed to the broker, which did not confirm it in
+ *       time; it may or may not have taken effect. Retry a publish with the same idempotency key
+ *       ({@link #getIdempotencyKey()}): if the first attempt was applied, the retry returns its
+ *       result with {@code duplicate} set, and nothing is delivered twice.
+ * </ul>
+ *
+ * <p>The client retries a publish answered with either code by itself (see {@link
+ * ClientOptions.Builder#publishRetries}); a publish fails with them once its retries are spent.
  */
 public final class ServerException extends SwitchboardException {
   private static final long serialVersionUID = 1L;

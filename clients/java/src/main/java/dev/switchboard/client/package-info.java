@@ -15,14 +15,18 @@
  *       never waits for the app.
  *   <li>{@code Connection}, {@code Call}: one socket with its in-flight commands; one command
  *       with its timeout, retry rule and continuation.
+ *   <li>{@code RetryingPublish}: one publish call, its idempotency key (the app's or a generated
+ *       one) and its automatic retries after {@code ERROR_CODE_UNAVAILABLE} and {@code
+ *       ERROR_CODE_OUTCOME_UNKNOWN}, each a command of its own.
  *   <li>{@link dev.switchboard.client.Subscription}: dedupe by offset, the bounded buffer with its
  *       overflow {@link dev.switchboard.client.Gap}, delivery to a {@link
  *       dev.switchboard.client.SubscriptionListener} or a {@link java.util.concurrent.Flow}
  *       subscriber.
  *   <li>{@code SerialExecutor}: runs every callback and future completion of a client one at a
  *       time, in order, on the client's callback thread or the app's executor.
- *   <li>A timer thread (command timeouts, reconnect delays) and OkHttp's dispatcher threads,
- *       owned by the client and ended by {@link dev.switchboard.client.Client#close()}.
+ *   <li>A timer thread (command timeouts, reconnect and publish retry delays) and OkHttp's
+ *       dispatcher threads, owned by the client and ended by {@link
+ *       dev.switchboard.client.Client#close()}.
  *   <li>{@link dev.switchboard.client.Backoff}, {@link dev.switchboard.client.CloseCodes}: the
  *       reconnect policy shared by every Switchboard SDK.
  *   <li>{@link dev.switchboard.client.TypeRegistry}, {@link dev.switchboard.client.Content},

@@ -18,10 +18,31 @@ final class HttpApi {
   private static final Pattern OFFSET = Pattern.compile("\"offset\":\"(\\d+)\"");
 
   private final HttpClient http = HttpClient.newBuilder().connectTimeout(Await.WAIT).build();
+  private final String root;
   private final String base;
 
   HttpApi(TestServer server) {
-    this.base = "http://" + server.host + ":" + server.port + "/api/v1";
+    this.root = "http://" + server.host + ":" + server.port;
+    this.base = root + "/api/v1";
+  }
+
+  /**
+   * Polls {@code GET /readyz} until it answers 200, within {@link Await#WAIT} (a node answers 503
+   * while its broker does not answer).
+   */
+  void awaitReady() {
+    Await.until("the server is ready", () -> {
+      HttpRequest request =
+          HttpRequest.newBuilder(URI.create(root + "/readyz")).timeout(Await.WAIT).build();
+      try {
+        return http.send(request, HttpResponse.BodyHandlers.discarding()).statusCode() == 200;
+      } catch (IOException e) {
+        return false;
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new AssertionError(e);
+      }
+    });
   }
 
   /** Subscribes every connection of {@code user} to {@code room}. */

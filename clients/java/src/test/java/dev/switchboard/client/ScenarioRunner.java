@@ -40,7 +40,8 @@ import java.util.stream.Collectors;
  * Replays a conformance scenario through the SDK's public API against a live server, with the
  * rules of {@code proto/switchboard/testing/v1/scenario.proto}. Only {@code drop_connection}
  * uses an internal hook ({@link Client#dropConnectionForTesting()}), so recovery must come from
- * the SDK's own reconnect.
+ * the SDK's own reconnect. After a drop, the client's next step waits until it is connected
+ * again, its rooms rejoined (as in the Rust runner), while other clients act during the outage.
  */
 final class ScenarioRunner {
   static final TypeRegistry REGISTRY =
@@ -86,6 +87,10 @@ final class ScenarioRunner {
             step.getActionCase().getNumber());
         JsonObject rawAction = get(rawSteps.get(i).getAsJsonObject(), action).getAsJsonObject();
         try {
+          Actor actor = actors.get(step.getClient());
+          if (actor != null) {
+            actor.awaitReconnect();
+          }
           step(step, rawAction);
         } catch (ScenarioFailure | RuntimeException e) {
           throw new ScenarioFailure(scenario.getName() + ": step " + i + " (" + step.getClient()
@@ -143,7 +148,7 @@ final class ScenarioRunner {
         expectNoPush(step);
         break;
       case DROP_CONNECTION:
-        actor(step).client.dropConnectionForTesting();
+        actor(step).dropConnection();
         break;
       case CLOSE:
         actor(step).client.close();
@@ -497,9 +502,49 @@ final class ScenarioRunner {
     final Map<String, BlockingQueue<com.google.protobuf.Message>> streams =
         new ConcurrentHashMap<>();
     final List<String> errors = new CopyOnWriteArrayList<>();
+    /** The reconnect after the last drop_connection, until a step has waited for it. */
+    private volatile Reconnect reconnect;
 
     Actor(String alias) {
       this.alias = alias;
+    }
+
+    /** Drops the transport; the actor's next step waits for the reconnect. */
+    void dropConnection() {
+      reconnect = new Reconnect();
+      client.dropConnectionForTesting();
+    }
+
+    /** After a drop: waits until the client is CONNECTED again (rooms rejoined). */
+    void awaitReconnect() {
+      Reconnect pending = reconnect;
+      if (pending == null) {
+        return;
+      }
+      StateChange change;
+      try {
+        change = pending.done.get(Await.WAIT.toMillis(), TimeUnit.MILLISECONDS);
+      } catch (TimeoutException e) {
+        throw new ScenarioFailure(alias + " did not reconnect within " + Await.WAIT);
+      } catch (ExecutionException e) {
+        throw new ScenarioFailure(alias + ": " + e.getCause(), e.getCause());
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new ScenarioFailure("interrupted");
+      } finally {
+        reconnect = null;
+      }
+      if (change.getState() != ConnectionState.CONNECTED) {
+        throw new ScenarioFailure(alias + " closed instead of reconnecting: " + change);
+      }
+    }
+
+    @Override
+    public void onStateChange(StateChange change) {
+      Reconnect pending = reconnect;
+      if (pending != null) {
+        pending.saw(change);
+      }
     }
 
     BlockingQueue<com.google.protobuf.Message> stream(String key) {
@@ -578,6 +623,34 @@ final class ScenarioRunner {
     @Override
     public String toString() {
       return alias + " " + streams.keySet().stream().sorted().collect(Collectors.toList());
+    }
+  }
+
+  /**
+   * The way back after a drop: RECONNECTING, then CONNECTED (once the rooms are rejoined); a
+   * CONNECTED before any RECONNECTING is the old connection's, still on its way to the listener.
+   * {@link #saw} runs on the client's callback thread only.
+   */
+  private static final class Reconnect {
+    final CompletableFuture<StateChange> done = new CompletableFuture<>();
+    private boolean lost;
+
+    void saw(StateChange change) {
+      switch (change.getState()) {
+        case RECONNECTING:
+          lost = true;
+          break;
+        case CONNECTED:
+          if (lost) {
+            done.complete(change);
+          }
+          break;
+        case CLOSED:
+          done.complete(change);
+          break;
+        default:
+          break;
+      }
     }
   }
 }

@@ -175,12 +175,23 @@ final class TestServer implements AutoCloseable {
     }
   }
 
-  /**
-   * SIGSTOP, and waits until every thread has stopped: a busy machine can take a while to stop a
-   * thread that was woken by the signal.
-   */
+  /** SIGSTOP (see {@link #pause(Process)}). */
   void pause() throws IOException, InterruptedException {
-    signal("STOP");
+    pause(process);
+  }
+
+  void resume() {
+    if (process.isAlive()) {
+      signal("CONT");
+    }
+  }
+
+  /**
+   * SIGSTOP to {@code process}, and waits until every thread of it has stopped: a busy machine
+   * can take a while to stop a thread that was woken by the signal.
+   */
+  static void pause(Process process) throws IOException, InterruptedException {
+    signal(process, "STOP");
     Path tasks = Paths.get("/proc/" + process.pid() + "/task");
     long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(STOP_TIMEOUT_MS);
     while (true) {
@@ -192,15 +203,9 @@ final class TestServer implements AutoCloseable {
         return;
       }
       if (System.nanoTime() > deadline) {
-        throw new IllegalStateException("server did not stop on SIGSTOP");
+        throw new IllegalStateException("process " + process.pid() + " did not stop on SIGSTOP");
       }
       Thread.sleep(5);
-    }
-  }
-
-  void resume() {
-    if (process.isAlive()) {
-      signal("CONT");
     }
   }
 
@@ -216,6 +221,11 @@ final class TestServer implements AutoCloseable {
   }
 
   private void signal(String name) {
+    signal(process, name);
+  }
+
+  /** Sends SIG{@code name} (e.g. "CONT") to {@code process} with kill(1), and waits for kill. */
+  static void signal(Process process, String name) {
     try {
       Process kill = new ProcessBuilder("kill", "-" + name, Long.toString(process.pid()))
           .redirectErrorStream(true)

@@ -17,11 +17,16 @@ import dev.switchboard.v1.Payload;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Random;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 
-/** Backoff, the close-code policy, payload encoding and option validation. */
+/**
+ * Backoff, the close-code policy, payload encoding, option validation and the publish's
+ * generated keys and retry delays.
+ */
 class UnitTest {
   // Backoff.
 
@@ -77,6 +82,31 @@ class UnitTest {
     assertThrows(IllegalArgumentException.class, () -> Backoff.of(Duration.ofSeconds(2), one));
     assertThrows(IllegalArgumentException.class, () -> Backoff.DEFAULT.ceiling(-1));
     assertThrows(IllegalArgumentException.class, () -> Backoff.DEFAULT.delay(0, () -> 1.0));
+  }
+
+  // Publishing safely.
+
+  @Test
+  void generatedIdempotencyKeysAre32RandomLowercaseHexCharacters() {
+    Set<String> keys = new HashSet<>();
+    for (int i = 0; i < 1000; i++) {
+      String key = RetryingPublish.newKey();
+      assertTrue(PublishTest.GENERATED_KEY.matcher(key).matches(), key);
+      keys.add(key);
+    }
+    assertEquals(1000, keys.size());
+  }
+
+  @Test
+  void publishRetryDelaysAreFullJitterFrom100MillisecondsDoublingTo2Seconds() {
+    List<Duration> ceilings = new ArrayList<>();
+    for (int n = 0; n < 7; n++) {
+      ceilings.add(RetryingPublish.BACKOFF.ceiling(n));
+    }
+    assertEquals(Arrays.asList(Duration.ofMillis(100), Duration.ofMillis(200),
+        Duration.ofMillis(400), Duration.ofMillis(800), Duration.ofMillis(1600),
+        Duration.ofSeconds(2), Duration.ofSeconds(2)), ceilings);
+    assertEquals(Duration.ZERO, RetryingPublish.BACKOFF.delay(0, () -> 0.0));
   }
 
   // Close codes.
@@ -155,6 +185,8 @@ class UnitTest {
     assertEquals(Duration.ofMillis(500), options.getBackoff().getInitial());
     assertEquals(Duration.ofSeconds(20), options.getBackoff().getMaximum());
     assertEquals(Duration.ofSeconds(20), options.getPingInterval());
+    assertEquals(3, options.getPublishRetries());
+    assertEquals(0, ClientOptions.builder().publishRetries(0).build().getPublishRetries());
     assertEquals(JoinOptions.Delivery.PUBLISHER, JoinOptions.DEFAULT.getDelivery());
     assertEquals(JoinOptions.Delivery.LISTENER,
         JoinOptions.builder().onMessage(m -> {}).build().getDelivery());
@@ -164,6 +196,8 @@ class UnitTest {
   void optionsRejectBadValues() {
     assertThrows(IllegalArgumentException.class, () -> ClientOptions.builder().bufferSize(0));
     assertThrows(IllegalArgumentException.class, () -> ClientOptions.builder().maxInFlight(0));
+    assertThrows(IllegalArgumentException.class,
+        () -> ClientOptions.builder().publishRetries(-1));
     assertThrows(IllegalArgumentException.class,
         () -> ClientOptions.builder().commandTimeout(Duration.ZERO));
     assertThrows(IllegalArgumentException.class,
