@@ -157,7 +157,8 @@ pub struct LimitsConfig {
     /// nobody else waits for it. It rejoins with `since` and recovers what it
     /// missed while the room's history still holds it, so keep this well
     /// below `history.max_messages` (the server warns at start when it is
-    /// more than half of it). Default `256`.
+    /// more than half of it). Default `1024`: a burst of a thousand
+    /// pipelined publishes reaches a subscriber that reads.
     pub outbound_queue: usize,
     /// Kernel send buffer of each client socket in bytes (`SO_SNDBUF`;
     /// Linux reserves twice this for bookkeeping). Bounds what a client that
@@ -217,7 +218,7 @@ impl Default for LimitsConfig {
         Self {
             max_message_size: 64 * 1024,
             max_rooms_per_connection: 100,
-            outbound_queue: 256,
+            outbound_queue: 1024,
             socket_send_buffer: 64 * 1024,
             write_batch: 64,
             connect_timeout: Duration::from_secs(10),
@@ -242,7 +243,9 @@ impl Default for LimitsConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct HistoryConfig {
-    /// Messages kept per room; older ones are dropped. Default `1000`.
+    /// Messages kept per room; older ones are dropped. At least twice
+    /// `limits.outbound_queue`, so that a slow consumer closed with 4000 can
+    /// recover what it missed. Default `2048`.
     pub max_messages: usize,
     /// Age after which a message leaves the history. Default `10m`.
     #[serde(with = "humantime_serde")]
@@ -262,7 +265,7 @@ pub struct HistoryConfig {
 impl Default for HistoryConfig {
     fn default() -> Self {
         Self {
-            max_messages: 1000,
+            max_messages: 2048,
             ttl: Duration::from_secs(600),
             default_page: 100,
             max_page: 1000,
@@ -628,7 +631,7 @@ mod tests {
     fn warns_when_a_slow_consumer_could_not_recover() {
         assert!(Config::default().warnings().is_empty());
         let mut config = Config::default();
-        config.limits.outbound_queue = 1024;
+        config.limits.outbound_queue = 1025;
         let warnings = config.warnings();
         assert_eq!(warnings.len(), 1);
         assert!(
