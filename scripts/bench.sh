@@ -211,7 +211,8 @@ if [[ -f docs/bench/baseline.jsonl ]]; then
 fi
 # Prose about the performance work, then the profiles (scripts/profile.sh)
 # of the build before it and of this one.
-for include in docs/bench/notes.md docs/bench/profile-before.md docs/bench/profile.md; do
+for include in docs/bench/notes.md docs/bench/memory.md docs/bench/profile-before.md \
+  docs/bench/profile.md; do
   if [[ -f $include ]]; then
     report_args+=(--include "$include")
   fi
