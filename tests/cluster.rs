@@ -17,22 +17,8 @@ use switchboard::proto::client_frame::Command;
 use switchboard::proto::server_frame::Kind;
 use switchboard::proto::{
     ApiAccepted, ApiNotifyReply, ApiRoomList, ApiSendReply, DirectRequest, ErrorCode, JoinRequest,
-    PresenceReply, PublishReply, PublishRequest, RoomMessage, ServerFrame,
+    PresenceReply, PublishReply, RoomMessage, ServerFrame,
 };
-
-async fn login(node: &ServerProcess, name: &str) -> Client {
-    let mut client = Client::connect(&node.ws_url(), None).await;
-    client.login(name).await;
-    client
-}
-
-fn keyed_publish(room: &str, text: &str, key: &str) -> Command {
-    Command::Publish(PublishRequest {
-        room: room.to_owned(),
-        payload: Some(text_payload(text)),
-        idempotency_key: key.to_owned(),
-    })
-}
 
 /// The next push, skipping presence events.
 async fn next_room_message(client: &mut Client) -> RoomMessage {

@@ -12,25 +12,8 @@ use common::http_client::{call, Reply};
 use common::redis_server::RedisServer;
 use common::*;
 use hyper::{Method, StatusCode};
-use switchboard::proto::client_frame::Command;
 use switchboard::proto::server_frame::Kind;
-use switchboard::proto::{
-    Error, ErrorCode, PublishReply, PublishRequest, RoomMessage, ServerFrame,
-};
-
-async fn login(node: &ServerProcess, name: &str) -> Client {
-    let mut client = Client::connect(&node.ws_url(), None).await;
-    client.login(name).await;
-    client
-}
-
-fn keyed_publish(room: &str, text: &str, key: &str) -> Command {
-    Command::Publish(PublishRequest {
-        room: room.to_owned(),
-        payload: Some(text_payload(text)),
-        idempotency_key: key.to_owned(),
-    })
-}
+use switchboard::proto::{Error, ErrorCode, PublishReply, RoomMessage, ServerFrame};
 
 fn error_of(frame: &ServerFrame) -> &Error {
     match &frame.kind {

@@ -853,6 +853,18 @@ pub fn publish_payload(room: &str, payload: Payload, key: &str) -> Command {
     })
 }
 
+/// A publish of `text` with an idempotency key.
+pub fn keyed_publish(room: &str, text: &str, key: &str) -> Command {
+    publish_payload(room, text_payload(text), key)
+}
+
+/// A client logged in as `name` to a server process.
+pub async fn login(node: &ServerProcess, name: &str) -> Client {
+    let mut client = Client::connect(&node.ws_url(), None).await;
+    client.login(name).await;
+    client
+}
+
 pub fn direct(user: &str, text: &str) -> Command {
     Command::Direct(DirectRequest {
         user: user.to_owned(),
