@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -287,19 +287,30 @@ def server() -> Iterator[Server]:
         s.kill()
 
 
-@pytest.fixture
-async def connect(server: Server) -> AsyncIterator[object]:
-    """`await connect(name, **options)`: a client of `server`, closed after the test."""
+Connect = Callable[..., Awaitable[Client]]
+"""`make(name, **options)`: connects a client."""
+
+
+async def client_factory(url: str) -> AsyncIterator[Connect]:
+    """Yields `make(name, **options)`, which connects a client to `url`;
+    every client made is closed afterwards."""
     clients: list[Client] = []
 
     async def make(name: str, **options: object) -> Client:
-        client = await Client.connect(server.url, name=name, **options)  # type: ignore[arg-type]
+        client = await Client.connect(url, name=name, **options)  # type: ignore[arg-type]
         clients.append(client)
         return client
 
     yield make
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+async def connect(server: Server) -> AsyncIterator[object]:
+    """`await connect(name, **options)`: a client of `server`, closed after the test."""
+    async for make in client_factory(server.url):
+        yield make
 
 
 @pytest.fixture(autouse=True)

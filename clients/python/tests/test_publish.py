@@ -29,7 +29,7 @@ from switchboard.client import (
 from switchboard.client._publish import PUBLISH_BACKOFF
 from switchboard.client._server_api import _error
 
-from conftest import Redis, Server
+from conftest import Redis, Server, client_factory
 
 FAST = Backoff(initial=0.05, maximum=0.2)
 WAIT = 10.0
@@ -220,16 +220,8 @@ async def redis_node(redis: Redis) -> AsyncIterator[Server]:
 @pytest.fixture
 async def connect_node(redis_node: Server) -> AsyncIterator[Connect]:
     """`await connect_node(name, **options)`: a client of `redis_node`."""
-    clients: list[Client] = []
-
-    async def make(name: str, **options: object) -> Client:
-        client = await Client.connect(redis_node.url, name=name, **options)  # type: ignore[arg-type]
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
+    async for make in client_factory(redis_node.url):
+        yield make
 
 
 async def wait_ready(node: Server) -> None:
